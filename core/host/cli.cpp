@@ -1,0 +1,120 @@
+#include "cli.hpp"
+
+#include <ATen/Parallel.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
+
+namespace latentlab::host {
+
+void add_common_options(po::options_description& options, CommonOptions& common) {
+  // clang-format off
+  options.add_options()
+      ("plugin-path", po::value(&common.plugin_paths)->composing(),
+       "also load plugins from this folder (or .so file); repeatable")
+      ("threads", po::value(&common.threads)->default_value(0),
+       "intra-op threads (0: OMP_NUM_THREADS if set, else all cores)")
+      ("log-level", po::value(&common.log_level)->default_value("info"),
+       "trace, debug, info, warn, error or off")
+      ("help,h", "show this help");
+  // clang-format on
+}
+
+bool parse_command_line(const std::string& command, const std::vector<std::string>& args,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional, const std::string& usage,
+                        const std::string& summary, po::variables_map& vm) {
+  try {
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "Usage: " << usage << "\n\n" << summary << "\n\n" << options << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + "\nUsage: " + usage + "\nRun `latentlab " + command +
+                      " --help` for the options.");
+  }
+  return true;
+}
+
+int hardware_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int apply_common_options(const CommonOptions& common) {
+  // Logs go to stderr so that stdout carries only the command's output (tables, CSV, JSON).
+  auto logger = spdlog::get("latentlab");
+  if (!logger) {
+    logger = spdlog::stderr_color_mt("latentlab");
+    logger->set_pattern("[%H:%M:%S] [%^%l%$] %v");
+  }
+  spdlog::set_default_logger(logger);
+  const auto level = spdlog::level::from_str(common.log_level);
+  if (level == spdlog::level::off && common.log_level != "off")
+    throw ConfigError("--log-level: unknown level \"" + common.log_level +
+                      "\"; use trace, debug, info, warn, error or off");
+  spdlog::set_level(level);
+
+  if (common.threads < 0)
+    throw ConfigError("--threads: must be >= 0 (0 picks automatically), got " +
+                      std::to_string(common.threads));
+  int threads = common.threads;
+  if (threads == 0) {
+    threads = hardware_threads();
+    if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
+      const int requested = std::atoi(omp);
+      if (requested > 0) threads = requested;
+    }
+  }
+  // LibTorch as packaged by Debian starts with one intra-op thread; use the machine.
+  at::set_num_threads(threads);
+  return at::get_num_threads();
+}
+
+std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common) {
+  auto registry = std::make_unique<registry::Registry>();
+  std::vector<std::filesystem::path> extra(common.plugin_paths.begin(), common.plugin_paths.end());
+  registry::load_standard_locations(*registry, extra);
+  for (const auto& failure : registry->failed())
+    spdlog::warn("plugin library {} not loaded: {}", failure.path.string(), failure.reason);
+  return registry;
+}
+
+nlohmann::json parse_parameter_overrides(const std::string& params_json,
+                                         const std::vector<std::string>& sets) {
+  nlohmann::json params = nlohmann::json::object();
+  if (!params_json.empty()) {
+    try {
+      params = nlohmann::json::parse(params_json);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw ConfigError(std::string("--params: not valid JSON (") + e.what() +
+                        "); example: --params '{\"T\": 500}'");
+    }
+    if (!params.is_object())
+      throw ConfigError("--params: expected a JSON object such as '{\"T\": 500}', got " + params.dump());
+  }
+  for (const auto& item : sets) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("--set \"" + item + "\": expected key=value, e.g. --set T=500");
+    const std::string key = item.substr(0, eq), text = item.substr(eq + 1);
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error&) {
+      value = text;  // a bare word is a string: --set mode=posterior
+    }
+    params[key] = value;
+  }
+  return params;
+}
+
+}  // namespace latentlab::host

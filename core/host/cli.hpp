@@ -1,0 +1,52 @@
+#pragma once
+// Pieces shared by the host's subcommands: common options, the registry, exit codes.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "latentlab/registry/registry.hpp"
+
+namespace latentlab::host {
+
+namespace po = boost::program_options;
+
+// Exit status of every command (documented in docs/cli.md).
+enum ExitCode : int { kOk = 0, kFailure = 1, kUsage = 2 };
+
+extern const char* const kGitCommit;
+extern const char* const kLatentLabVersion;
+
+// Options every subcommand accepts.
+struct CommonOptions {
+  std::vector<std::string> plugin_paths;
+  int threads = 0;  // 0: OMP_NUM_THREADS if set, else the number of cores
+  std::string log_level = "info";
+};
+
+void add_common_options(po::options_description& options, CommonOptions& common);
+
+// Parses `args` for a subcommand. Returns false when --help was given (help already printed).
+// Throws ConfigError on bad arguments, naming the command and pointing to --help.
+bool parse_command_line(const std::string& command, const std::vector<std::string>& args,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional, const std::string& usage,
+                        const std::string& summary, po::variables_map& vm);
+
+// Applies --log-level and --threads. Returns the intra-op thread count now in use.
+int apply_common_options(const CommonOptions& common);
+
+// A registry with the built-in folder, LATENTLAB_PLUGIN_PATH and --plugin-path loaded.
+std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common);
+
+// Merges --params JSON and --set key=value pairs into one JSON object. A value is read as JSON when
+// it parses (500, 0.1, true, [0.1,0.2], "x"), otherwise as a string.
+nlohmann::json parse_parameter_overrides(const std::string& params_json,
+                                         const std::vector<std::string>& sets);
+
+// Number of hardware threads (at least 1).
+int hardware_threads();
+
+}  // namespace latentlab::host

@@ -1,0 +1,130 @@
+// `latentlab plugins list` and `latentlab plugins show NAME`.
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
+
+namespace latentlab::host {
+namespace {
+
+void print_list(const registry::Registry& registry) {
+  auto entries = registry.entries();
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.info.kind, a.info.name) < std::tie(b.info.kind, b.info.name);
+  });
+  std::size_t kind_w = 4, name_w = 4, version_w = 7;
+  for (const auto& e : entries) {
+    kind_w = std::max(kind_w, e.info.kind.size());
+    name_w = std::max(name_w, e.info.name.size());
+    version_w = std::max(version_w, e.library_version.size());
+  }
+  std::cout << std::left << std::setw(kind_w + 2) << "KIND" << std::setw(name_w + 2) << "NAME"
+            << std::setw(version_w + 2) << "VERSION"
+            << "LIBRARY\n";
+  for (const auto& e : entries)
+    std::cout << std::setw(kind_w + 2) << e.info.kind << std::setw(name_w + 2) << e.info.name
+              << std::setw(version_w + 2) << e.library_version << e.library.string() << "\n";
+  if (entries.empty()) std::cout << "(no plugins loaded)\n";
+  if (!registry.failed().empty()) {
+    std::cout << "\nnot loaded:\n";
+    for (const auto& f : registry.failed())
+      std::cout << "  " << f.path.string() << "\n    " << f.reason << "\n";
+  }
+}
+
+void print_show(const registry::Entry& entry, bool as_json) {
+  if (as_json) {
+    nlohmann::json out = {{"kind", entry.info.kind},
+                          {"name", entry.info.name},
+                          {"description", entry.info.description},
+                          {"library", entry.library.string()},
+                          {"version", entry.library_version},
+                          {"parameters", entry.info.schema.to_json()}};
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::cout << entry.info.kind << " '" << entry.info.name << "': " << entry.info.description << "\n"
+            << "library: " << entry.library.string() << " (version " << entry.library_version << ")\n\n";
+  if (entry.info.schema.specs().empty()) {
+    std::cout << "parameters: none\n";
+    return;
+  }
+  std::cout << "parameters:\n";
+  for (const auto& spec : entry.info.schema.specs()) {
+    std::cout << "  " << spec.name << " (" << to_string(spec.type) << ", "
+              << (spec.required() ? std::string("required") : "default " + spec.default_value.dump())
+              << ")\n      " << spec.doc << "\n      allowed: " << spec.allowed() << "\n";
+  }
+}
+
+}  // namespace
+
+int run_plugins(const Args& args) {
+  CommonOptions common;
+  std::string action, name, kind, format = "table";
+  po::options_description options("Options");
+  // clang-format off
+  options.add_options()
+      ("action", po::value(&action), "list or show")
+      ("name", po::value(&name), "plugin name (for show)")
+      ("kind", po::value(&kind), "plugin kind, when a name exists in several kinds")
+      ("format", po::value(&format)->default_value("table"), "table or json (for show)");
+  // clang-format on
+  add_common_options(options, common);
+  po::positional_options_description positional;
+  positional.add("action", 1).add("name", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "latentlab plugins list [--plugin-path DIR]...\n"
+      "       latentlab plugins show NAME [--kind KIND] [--format table|json]";
+  if (!parse_command_line("plugins", args, options, positional, usage,
+                          "Lists every loaded plugin (kind, name, version, library) and then the "
+                          "libraries that were not loaded, with the reason; or shows one plugin's "
+                          "description and parameter schema.",
+                          vm))
+    return kOk;
+  if (action != "list" && action != "show")
+    throw ConfigError("plugins: expected 'list' or 'show', got '" + action + "'" +
+                      did_you_mean(action, {"list", "show"}) + "\nUsage: " + usage);
+  if (format != "table" && format != "json")
+    throw ConfigError("--format: expected table or json, got '" + format + "'");
+  if (!kind.empty()) {
+    const auto& kinds = plugin_kinds();
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+      throw ConfigError("--kind: unknown kind '" + kind + "'" + did_you_mean(kind, kinds) +
+                        "; kinds: " + join(kinds));
+  }
+  apply_common_options(common);
+  const auto registry = load_registry(common);
+
+  if (action == "list") {
+    print_list(*registry);
+    return kOk;
+  }
+  if (name.empty()) throw ConfigError("plugins show: which plugin? Usage: " + usage);
+  std::vector<const registry::Entry*> matches;
+  for (const auto& e : registry->entries())
+    if (e.info.name == name && (kind.empty() || e.info.kind == kind)) matches.push_back(&e);
+  if (matches.empty()) {
+    if (!kind.empty()) registry->find(kind, name);  // throws with suggestions and failed libraries
+    std::vector<std::string> all;
+    for (const auto& e : registry->entries()) all.push_back(e.info.name);
+    const std::string notes = registry->failed_notes("", name);
+    throw ConfigError("no plugin named '" + name + "'" + did_you_mean(name, all) +
+                      "; run `latentlab plugins list` to see them all" +
+                      (notes.empty() ? std::string() : ". Plugin libraries that failed to load:\n" + notes));
+  }
+  if (matches.size() > 1) {
+    std::vector<std::string> kinds;
+    for (const auto* m : matches) kinds.push_back(m->info.kind);
+    throw ConfigError("'" + name + "' names plugins of several kinds (" + join(kinds) + "); add --kind KIND");
+  }
+  print_show(*matches.front(), format == "json");
+  return kOk;
+}
+
+}  // namespace latentlab::host

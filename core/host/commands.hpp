@@ -1,0 +1,18 @@
+#pragma once
+// The host's subcommands. Each takes the arguments after its name and returns an exit status.
+#include <string>
+#include <vector>
+
+namespace latentlab::host {
+
+using Args = std::vector<std::string>;
+
+int run_version(const Args& args);
+int run_plugins(const Args& args);
+int run_schedule(const Args& args);
+int run_doctor(const Args& args);
+
+// `latentlab --version` text.
+void print_version();
+
+}  // namespace latentlab::host

@@ -1,0 +1,80 @@
+// latentlab: the LatentLab host. `latentlab <command> [options]`; `latentlab <command> --help`.
+#include <spdlog/spdlog.h>
+
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
+
+namespace {
+
+using latentlab::host::Args;
+
+struct Command {
+  std::function<int(const Args&)> run;
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> table = {
+      {"doctor", {latentlab::host::run_doctor, "check threads, BLAS, datasets and plugins; say how to fix"}},
+      {"plugins", {latentlab::host::run_plugins, "list loaded plugins, or show one's parameters"}},
+      {"schedule", {latentlab::host::run_schedule, "print a noise schedule: t, beta, alpha, sigma, log_snr"}},
+      {"version", {latentlab::host::run_version, "versions: LatentLab, git commit, LibTorch, CUDA, SDK API"}},
+  };
+  return table;
+}
+
+void print_usage(std::ostream& out) {
+  out << "LatentLab: a research platform for latent diffusion models.\n\n"
+         "Usage: latentlab <command> [options]\n"
+         "       latentlab <command> --help\n"
+         "       latentlab --version\n\nCommands:\n";
+  for (const auto& [name, command] : commands())
+    out << "  " << name << std::string(12 - name.size(), ' ') << command.summary << "\n";
+  out << "\nOptions every command accepts: --plugin-path DIR (repeatable), --threads N, --log-level LEVEL.\n"
+         "Exit status: 0 success, 1 failure, 2 bad command line or configuration.\n"
+         "Documentation: docs/cli.md\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace latentlab;
+  const Args all(argv + 1, argv + argc);
+  if (all.empty()) {
+    print_usage(std::cerr);
+    return host::kUsage;
+  }
+  const std::string& first = all.front();
+  if (first == "--help" || first == "-h" || first == "help") {
+    print_usage(std::cout);
+    return host::kOk;
+  }
+  if (first == "--version") {
+    host::apply_common_options(host::CommonOptions{});
+    host::print_version();
+    return host::kOk;
+  }
+  const auto it = commands().find(first);
+  if (it == commands().end()) {
+    std::vector<std::string> names;
+    for (const auto& item : commands()) names.push_back(item.first);
+    std::cerr << "latentlab: unknown command '" << first << "'" << did_you_mean(first, names)
+              << "; commands: " << join(names) << ". Run `latentlab --help`.\n";
+    return host::kUsage;
+  }
+  try {
+    return it->second.run(Args(all.begin() + 1, all.end()));
+  } catch (const ConfigError& e) {
+    std::cerr << "latentlab " << first << ": error: " << e.what() << "\n";
+    return host::kUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "latentlab " << first << ": error: " << e.what() << "\n";
+    return host::kFailure;
+  }
+}

@@ -1,0 +1,105 @@
+#pragma once
+// The plugin SDK: what a plugin library exports and how it registers its factories.
+//
+// A plugin library defines exactly one entry point with LATENTLAB_PLUGIN(name, version, fn). The host
+// finds the symbol without running the library, checks the description it returns (SDK API version,
+// LibTorch major.minor), and only then calls `fn(registrar)`, which adds factories. There is no
+// static-initialiser registration and libraries are never unloaded.
+//
+//   void register_factories(latentlab::Registrar& r) {
+//     r.add<latentlab::Schedule>("my_schedule", "one-line description",
+//                                latentlab::ParamSchema().integer("T", 1000, "steps", Range::at_least(1)),
+//                                [](const latentlab::Params& p) { return std::make_unique<Mine>(p); });
+//   }
+//   LATENTLAB_PLUGIN("my-plugins", "0.1.0", register_factories)
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/version.h>
+
+#include "latentlab/error.hpp"
+#include "latentlab/export.hpp"
+#include "latentlab/params.hpp"
+#include "latentlab/sdk_version.hpp"
+
+// Bumped whenever an SDK interface or PluginDescription changes in a way that breaks plugins.
+#define LATENTLAB_SDK_API_VERSION 1
+#define LATENTLAB_PLUGIN_ENTRY_SYMBOL "latentlab_plugin_entry"
+
+namespace latentlab {
+
+class Registrar;
+using RegisterFn = void (*)(Registrar&);
+
+// Returned by a library's entry point. `api_version` stays the first member in every SDK version
+// so that the host can read it from any plugin before trusting the rest.
+struct PluginDescription {
+  std::uint32_t api_version;  // LATENTLAB_SDK_API_VERSION the plugin was built with
+  std::uint32_t struct_size;  // sizeof(PluginDescription) the plugin was built with
+  int torch_version_major;
+  int torch_version_minor;
+  const char* torch_version;  // full LibTorch version string, for messages
+  const char* name;           // library name, e.g. "latentlab-schedules"
+  const char* version;        // library version, e.g. "0.1.0"
+  RegisterFn register_factories;
+};
+
+using PluginEntryFn = const PluginDescription*();
+
+// The kinds of plugin the host knows. Each SDK interface names its kind in `kKind`.
+LATENTLAB_API const std::vector<std::string>& plugin_kinds();
+
+// One constructor a plugin offers: a kind ("schedule"), a name ("linear"), a one-line description,
+// its parameter schema and a constructor taking validated parameters.
+struct LATENTLAB_API FactoryInfo {
+  std::string kind;
+  std::string name;
+  std::string description;
+  ParamSchema schema;
+  std::function<std::shared_ptr<void>(const Params&)> construct;
+};
+
+class LATENTLAB_API Registrar {
+ public:
+  template <class Interface>
+  using Constructor = std::function<std::unique_ptr<Interface>(const Params&)>;
+
+  // Registers a factory for an SDK interface (Schedule, ...). Names are lower-case letters, digits,
+  // '_' and '-'. Throws Error on an invalid or repeated name.
+  template <class Interface>
+  void add(const std::string& name, const std::string& description, ParamSchema schema,
+           Constructor<Interface> constructor) {
+    add_erased(
+        FactoryInfo{Interface::kKind, name, description, std::move(schema),
+                    [constructor = std::move(constructor)](const Params& params) -> std::shared_ptr<void> {
+                      return std::shared_ptr<Interface>(constructor(params));
+                    }});
+  }
+
+  const std::vector<FactoryInfo>& factories() const { return factories_; }
+
+ private:
+  void add_erased(FactoryInfo info);
+  std::vector<FactoryInfo> factories_;
+};
+
+}  // namespace latentlab
+
+// Defines the library's entry point. Use once per plugin library, at namespace scope.
+#define LATENTLAB_PLUGIN(NAME, VERSION, REGISTER_FN)                                      \
+  extern "C" __attribute__((visibility("default"))) const ::latentlab::PluginDescription* \
+  latentlab_plugin_entry() {                                                              \
+    static const ::latentlab::PluginDescription description{                              \
+        LATENTLAB_SDK_API_VERSION,                                                        \
+        static_cast<std::uint32_t>(sizeof(::latentlab::PluginDescription)),               \
+        TORCH_VERSION_MAJOR,                                                              \
+        TORCH_VERSION_MINOR,                                                              \
+        TORCH_VERSION,                                                                    \
+        NAME,                                                                             \
+        VERSION,                                                                          \
+        REGISTER_FN};                                                                     \
+    return &description;                                                                  \
+  }

@@ -1,0 +1,103 @@
+#pragma once
+// The plugin registry: finds plugin libraries, checks each before trusting it, loads the good ones
+// and keeps the reasons for the rest, and creates plugin objects by kind and name.
+//
+// Checks, in order, for every candidate file: it is a shared library that exports
+// `latentlab_plugin_entry` (read from its symbol table without running it); it loads; its SDK API
+// version equals the host's; its LibTorch major.minor equals the host's; its register function
+// succeeds; and no kind+name it registers is already provided by another library. A library that
+// fails any check contributes nothing, and the reason is kept. Libraries are never unloaded.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "latentlab/plugin.hpp"
+
+namespace latentlab::registry {
+
+// A library that passed every check.
+struct LoadedLibrary {
+  std::filesystem::path path;
+  std::string name;
+  std::string version;
+  std::string torch_version;
+  std::vector<std::string> provides;  // "kind/name"
+};
+
+// A library that did not: where it is, and why.
+struct FailedLibrary {
+  std::filesystem::path path;
+  std::string reason;
+  std::string name;                   // from its description, when it could be read
+  std::vector<std::string> provides;  // "kind/name" it tried to register, when known
+};
+
+// A registered factory and the library that provided it.
+struct Entry {
+  FactoryInfo info;
+  std::filesystem::path library;
+  std::string library_version;
+};
+
+class Registry {
+ public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Loads every `*.so` in `dir` (not recursive), in name order. A missing folder is recorded as a
+  // failure when `must_exist`, else ignored.
+  void load_directory(const std::filesystem::path& dir, bool must_exist);
+  // Checks and loads one library file. Returns true when it was loaded; false when it failed (the
+  // reason is in failed()) or was already loaded.
+  bool load_library(const std::filesystem::path& file);
+
+  const std::vector<LoadedLibrary>& loaded() const { return loaded_; }
+  const std::vector<FailedLibrary>& failed() const { return failed_; }
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  // The factory for kind/name. Throws ConfigError naming the available names, the closest one and
+  // any library that failed to load (and might have provided it).
+  const Entry& find(const std::string& kind, const std::string& name) const;
+  std::vector<std::string> names(const std::string& kind) const;
+  // For an error about a missing plugin: the libraries that failed to load and might have provided
+  // kind/name (an empty kind matches any kind), one per line with the reason; "" when none.
+  std::string failed_notes(const std::string& kind, const std::string& name) const;
+
+  // Validates `params` against the factory's schema (errors name `path`) and constructs the plugin.
+  // A constructor that throws becomes an Error naming the plugin and its library.
+  template <class Interface>
+  std::shared_ptr<Interface> create(const std::string& name, const nlohmann::json& params,
+                                    const std::string& path) const {
+    return std::static_pointer_cast<Interface>(create_erased(Interface::kKind, name, params, path));
+  }
+
+ private:
+  std::shared_ptr<void> create_erased(const std::string& kind, const std::string& name,
+                                      const nlohmann::json& params, const std::string& path) const;
+  void fail(const std::filesystem::path& file, std::string reason, std::string name = {},
+            std::vector<std::string> provides = {});
+
+  struct Handles;  // the Boost.DLL library handles, kept for the process lifetime
+  std::unique_ptr<Handles> handles_;
+  std::vector<LoadedLibrary> loaded_;
+  std::vector<FailedLibrary> failed_;
+  std::vector<Entry> entries_;
+};
+
+// ---- where plugins are looked for ----
+
+// The built-in plugin folder: <folder of the running executable>/<LATENTLAB_PLUGIN_DIR_FROM_BIN>.
+std::filesystem::path builtin_plugin_dir();
+// Folders in LATENTLAB_PLUGIN_PATH (colon-separated; empty entries skipped).
+std::vector<std::filesystem::path> env_plugin_dirs();
+
+// Loads the built-in folder, then LATENTLAB_PLUGIN_PATH, then `extra_dirs` (--plugin-path), in that
+// order; the first library to provide a kind+name keeps it.
+void load_standard_locations(Registry& registry, const std::vector<std::filesystem::path>& extra_dirs);
+
+}  // namespace latentlab::registry

@@ -1,0 +1,230 @@
+#include "latentlab/registry/registry.hpp"
+
+#include <dlfcn.h>
+
+#include <spdlog/spdlog.h>
+#include <algorithm>
+#include <boost/dll/library_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include "latentlab/strings.hpp"
+
+namespace latentlab::registry {
+namespace fs = std::filesystem;
+
+struct Registry::Handles {
+  std::vector<boost::dll::shared_library> libraries;
+};
+
+Registry::Registry() : handles_(std::make_unique<Handles>()) {}
+// The handles close here, but every library was opened with RTLD_NODELETE: its code stays mapped,
+// so plugin objects that outlive the registry remain valid.
+Registry::~Registry() = default;
+
+void Registry::fail(const fs::path& file, std::string reason, std::string name,
+                    std::vector<std::string> provides) {
+  spdlog::debug("plugin library {} not loaded: {}", file.string(), reason);
+  failed_.push_back({file, std::move(reason), std::move(name), std::move(provides)});
+}
+
+void Registry::load_directory(const fs::path& dir, bool must_exist) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    if (must_exist)
+      fail(dir,
+           "plugin folder does not exist or is not a folder; check --plugin-path / "
+           "LATENTLAB_PLUGIN_PATH");
+    return;
+  }
+  std::vector<fs::path> files;
+  for (const auto& item : fs::directory_iterator(dir, ec))
+    if (item.path().extension() == ".so") files.push_back(item.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) load_library(file);
+}
+
+bool Registry::load_library(const fs::path& file_given) {
+  std::error_code ec;
+  const fs::path file = fs::weakly_canonical(fs::absolute(file_given), ec);
+  const auto same_file = [&](const fs::path& p) { return p == file; };
+  if (std::any_of(loaded_.begin(), loaded_.end(), [&](const auto& l) { return same_file(l.path); }) ||
+      std::any_of(failed_.begin(), failed_.end(), [&](const auto& f) { return same_file(f.path); }))
+    return false;  // already seen (the same folder listed twice, or a symlink)
+
+  if (!fs::is_regular_file(file, ec)) {
+    fail(file, "not a regular file");
+    return false;
+  }
+
+  // 1. The entry point must be exported; read the symbol table without running any of the library.
+  try {
+    boost::dll::library_info info(file, true);
+    const auto symbols = info.symbols();
+    if (std::find(symbols.begin(), symbols.end(), LATENTLAB_PLUGIN_ENTRY_SYMBOL) == symbols.end()) {
+      fail(file, std::string("not a LatentLab plugin: it does not export '") + LATENTLAB_PLUGIN_ENTRY_SYMBOL +
+                     "' (define it with LATENTLAB_PLUGIN(...) from <latentlab/plugin.hpp>)");
+      return false;
+    }
+  } catch (const std::exception& e) {
+    fail(file, std::string("not a shared library (") + e.what() + ")");
+    return false;
+  }
+
+  // 2. Load it. RTLD_NOW: a missing symbol is reported here, not as a crash later. RTLD_NODELETE:
+  // never unloaded.
+  const auto mode = static_cast<boost::dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  boost::dll::fs::error_code load_error;
+  boost::dll::shared_library library(file, mode, load_error);
+  if (load_error || !library.is_loaded()) {
+    // Boost's error code loses the loader's message; ask the loader again for it.
+    std::string why = load_error.message();
+    if (void* h = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+      ::dlclose(h);
+    } else if (const char* text = ::dlerror()) {
+      why = text;
+    }
+    fail(file, "the dynamic loader refused it: " + why);
+    return false;
+  }
+
+  // 3. Read and check its description before calling anything else in it.
+  const PluginDescription* description = nullptr;
+  try {
+    auto& entry = library.get<PluginEntryFn>(LATENTLAB_PLUGIN_ENTRY_SYMBOL);
+    description = entry();
+  } catch (const std::exception& e) {
+    fail(file, std::string("its entry point failed: ") + e.what());
+    return false;
+  } catch (...) {
+    fail(file, "its entry point threw a non-standard exception");
+    return false;
+  }
+  if (!description) {
+    fail(file, "its entry point returned no description");
+    return false;
+  }
+  if (description->api_version != LATENTLAB_SDK_API_VERSION) {
+    fail(file, "incompatible SDK API version (plugin: " + std::to_string(description->api_version) +
+                   ", host: " + std::to_string(LATENTLAB_SDK_API_VERSION) +
+                   "); rebuild the plugin against this LatentLab's SDK");
+    return false;
+  }
+  if (description->struct_size != sizeof(PluginDescription)) {
+    fail(file, "corrupt plugin description (size " + std::to_string(description->struct_size) +
+                   ", expected " + std::to_string(sizeof(PluginDescription)) +
+                   "); rebuild the plugin against this LatentLab's SDK");
+    return false;
+  }
+  const std::string name = description->name ? description->name : "";
+  const std::string torch_version = description->torch_version ? description->torch_version : "?";
+  if (description->torch_version_major != TORCH_VERSION_MAJOR ||
+      description->torch_version_minor != TORCH_VERSION_MINOR) {
+    fail(file,
+         "built against LibTorch " + torch_version + " but the host uses LibTorch " + TORCH_VERSION +
+             "; major.minor must match: rebuild the plugin against the host's LibTorch",
+         name);
+    return false;
+  }
+  if (!description->register_factories) {
+    fail(file, "its description has no register function", name);
+    return false;
+  }
+
+  // 4. Let it register into a staging registrar; nothing reaches the catalogue unless all is well.
+  Registrar staging;
+  try {
+    description->register_factories(staging);
+  } catch (const std::exception& e) {
+    fail(file, std::string("its register function failed: ") + e.what(), name);
+    return false;
+  } catch (...) {
+    fail(file, "its register function threw a non-standard exception", name);
+    return false;
+  }
+  std::vector<std::string> provides;
+  for (const auto& info : staging.factories()) provides.push_back(info.kind + "/" + info.name);
+
+  // 5. No kind+name may come from two libraries.
+  for (const auto& info : staging.factories()) {
+    for (const auto& existing : entries_) {
+      if (existing.info.kind == info.kind && existing.info.name == info.name) {
+        fail(file,
+             "it registers " + info.kind + " '" + info.name + "', which " + existing.library.string() +
+                 " already provides; rename the plugin in one of the two libraries or remove one",
+             name, provides);
+        return false;
+      }
+    }
+  }
+
+  for (const auto& info : staging.factories())
+    entries_.push_back({info, file, description->version ? description->version : ""});
+  loaded_.push_back({file, name, description->version ? description->version : "", torch_version, provides});
+  handles_->libraries.push_back(std::move(library));
+  spdlog::debug("loaded plugin library {} ({} {}): {}", file.string(), name, loaded_.back().version,
+                join(provides));
+  return true;
+}
+
+std::vector<std::string> Registry::names(const std::string& kind) const {
+  std::vector<std::string> out;
+  for (const auto& entry : entries_)
+    if (entry.info.kind == kind) out.push_back(entry.info.name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const Entry& Registry::find(const std::string& kind, const std::string& name) const {
+  for (const auto& entry : entries_)
+    if (entry.info.kind == kind && entry.info.name == name) return entry;
+
+  const auto available = names(kind);
+  std::string message = "no " + kind + " plugin named '" + name + "'" + did_you_mean(name, available) +
+                        "; available " + kind +
+                        " plugins: " + (available.empty() ? std::string("none") : join(available));
+  const std::string notes = failed_notes(kind, name);
+  if (!notes.empty())
+    message += ". Plugin libraries that failed to load:\n" + notes;
+  else
+    message += ". Run `latentlab plugins list` to see what is loaded, or add --plugin-path DIR";
+  throw ConfigError(message);
+}
+
+std::string Registry::failed_notes(const std::string& kind, const std::string& name) const {
+  // A library that failed may be the one that would have provided it: say why it failed. Those known
+  // to provide this name come first; those whose contents are unknown follow.
+  std::vector<std::string> notes;
+  for (const auto& failure : failed_) {
+    const bool provides_it =
+        std::any_of(failure.provides.begin(), failure.provides.end(), [&](const auto& p) {
+          return kind.empty() ? p.substr(p.find('/') + 1) == name : p == kind + "/" + name;
+        });
+    if (provides_it)
+      notes.insert(notes.begin(),
+                   "  " + failure.path.string() + " provides it but was not loaded: " + failure.reason);
+    else if (failure.provides.empty())
+      notes.push_back("  " + failure.path.string() + " was not loaded: " + failure.reason);
+  }
+  return join(notes, "\n");
+}
+
+std::shared_ptr<void> Registry::create_erased(const std::string& kind, const std::string& name,
+                                              const nlohmann::json& params, const std::string& path) const {
+  const Entry& entry = find(kind, name);
+  const std::string owner = kind + " '" + name + "'";
+  const Params resolved = entry.info.schema.validate(params, path, owner);
+  try {
+    auto object = entry.info.construct(resolved);
+    if (!object) throw Error("its constructor returned nothing");
+    return object;
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + owner + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw Error(owner + " (from " + entry.library.string() + ") could not be created: " + e.what());
+  } catch (...) {
+    throw Error(owner + " (from " + entry.library.string() +
+                ") could not be created: a non-standard exception was thrown");
+  }
+}
+
+}  // namespace latentlab::registry

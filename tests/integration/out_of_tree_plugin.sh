@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs LatentLab to a temporary prefix, builds docs/examples/schedule-plugin against the installed
+# package (find_package(LatentLab)), and loads it into the installed host with --plugin-path.
+# Usage: out_of_tree_plugin.sh SOURCE_DIR BUILD_DIR WORK_DIR
+set -euo pipefail
+src=$1 build=$2 work=$3
+rm -rf "$work"
+mkdir -p "$work"
+
+echo "== install to $work/prefix"
+cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
+host="$work/prefix/bin/latentlab"
+test -x "$host"
+
+echo "== build the example plugin out of tree"
+generator=()
+command -v ninja > /dev/null && generator=(-G Ninja)
+cmake -S "$src/docs/examples/schedule-plugin" -B "$work/example" "${generator[@]}" \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/configure.log"
+cmake --build "$work/example" > "$work/build.log"
+test -f "$work/example/logsnr_schedule.so"
+
+echo "== plugins list with --plugin-path"
+list=$("$host" plugins list --plugin-path "$work/example")
+echo "$list"
+grep -q "schedule *logsnr_linear *1.0.0 *$work/example/logsnr_schedule.so" <<< "$list"
+# The installed host finds its built-in plugins in the prefix, not in the build tree.
+grep -q "schedule *linear .*$work/prefix/.*/latentlab/plugins/latentlab_schedules.so" <<< "$list"
+if grep -q "not loaded" <<< "$list"; then echo "unexpected load failures"; exit 1; fi
+
+echo "== the same through LATENTLAB_PLUGIN_PATH, and the plugin runs"
+csv=$(LATENTLAB_PLUGIN_PATH="$work/example" "$host" schedule logsnr_linear --set T=3 --format csv)
+echo "$csv"
+# t = 1: log SNR = lambda_max = 10; t = 3: lambda_min = -10.
+grep -q "^1,.*,10$\|^1,.*,9.99999999999" <<< "$csv"
+grep -q "^3,.*,-10$\|^3,.*,-9.99999999999\|^3,.*,-10.0000000000" <<< "$csv"
+echo "out-of-tree plugin: OK"

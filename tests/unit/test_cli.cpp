@@ -1,0 +1,177 @@
+// The `latentlab` host as a user runs it: output, error messages and exit status.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result run(const std::string& arguments, bool merge_stderr = true) {
+  const std::string command =
+      std::string("'") + LATENTLAB_HOST + "' " + arguments + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  Result result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+void expect_contains(const std::string& text, const std::string& part) {
+  EXPECT_NE(text.find(part), std::string::npos) << "missing \"" << part << "\" in:\n" << text;
+}
+
+}  // namespace
+
+TEST(Cli, VersionNamesEverything) {
+  const auto r = run("--version");
+  EXPECT_EQ(r.status, 0);
+  expect_contains(r.out, "LatentLab ");
+  expect_contains(r.out, "LibTorch " TORCH_VERSION);
+  expect_contains(r.out, "CUDA: ");
+  expect_contains(r.out, "SDK API version ");
+  expect_contains(r.out, "threads: ");
+}
+
+TEST(Cli, NoArgumentsAndUnknownCommandAreUsageErrors) {
+  EXPECT_EQ(run("").status, 2);
+  const auto r = run("plugin list");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "unknown command 'plugin' (did you mean \"plugins\"?)");
+}
+
+TEST(Cli, EveryCommandHasHelp) {
+  for (const char* command : {"plugins", "schedule", "doctor", "version"}) {
+    const auto r = run(std::string(command) + " --help");
+    EXPECT_EQ(r.status, 0) << command;
+    expect_contains(r.out, "Usage: latentlab ");
+    expect_contains(r.out, "--plugin-path");
+  }
+}
+
+TEST(Cli, PluginsListShowsTheSchedules) {
+  const auto r = run("plugins list");
+  EXPECT_EQ(r.status, 0);
+  for (const char* name : {"linear", "sqrt_linear", "cosine", "custom"}) expect_contains(r.out, name);
+  expect_contains(r.out, "latentlab_schedules.so");
+  EXPECT_EQ(r.out.find("not loaded"), std::string::npos) << r.out;
+}
+
+TEST(Cli, PluginsListWithBadLibrariesShowsReasonsAndSurvives) {
+  const auto r = run("plugins list --plugin-path " LATENTLAB_FIXTURE_DIR, false);
+  EXPECT_EQ(r.status, 0);
+  expect_contains(r.out, "fixture_constant");
+  expect_contains(r.out, "fixture_throws");
+  expect_contains(r.out, "not loaded:");
+  expect_contains(r.out, "fixture_not_a_library.so");
+  expect_contains(r.out, "not a shared library");
+  expect_contains(r.out, "incompatible SDK API version");
+  expect_contains(r.out, "does not export 'latentlab_plugin_entry'");
+}
+
+TEST(Cli, PluginsShowPrintsTheSchema) {
+  const auto r = run("plugins show linear");
+  EXPECT_EQ(r.status, 0);
+  expect_contains(r.out, "schedule 'linear'");
+  expect_contains(r.out, "beta_start (float, default 0.0015)");
+  expect_contains(r.out, "allowed: a number in (0, 1)");
+  const auto j = run("plugins show custom --format json", false);
+  EXPECT_EQ(j.status, 0);
+  const auto parsed = nlohmann::json::parse(j.out);
+  EXPECT_EQ(parsed["parameters"][0]["name"], "betas");
+  EXPECT_EQ(parsed["parameters"][0]["required"], true);
+}
+
+TEST(Cli, PluginsShowUnknownNameSuggests) {
+  const auto r = run("plugins show cosin");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "no plugin named 'cosin' (did you mean \"cosine\"?)");
+}
+
+TEST(Cli, ScheduleCsvHasFullPrecision) {
+  const auto r = run("schedule linear --format csv --set T=10", false);
+  EXPECT_EQ(r.status, 0);
+  expect_contains(r.out, "t,beta,alpha,sigma,log_snr\n1,0.0015,");
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 11);
+  // Row 10: beta_end exactly.
+  expect_contains(r.out, "\n10,0.0195");
+}
+
+TEST(Cli, ScheduleJsonColumns) {
+  const auto r = run("schedule cosine --format json --params '{\"T\": 20}' --every 5", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["T"], 20);
+  EXPECT_EQ(j["params"]["s"], 0.008);
+  EXPECT_EQ(j["t"], (nlohmann::json{1, 6, 11, 16, 20}));
+  EXPECT_EQ(j["log_snr"].size(), 5u);
+}
+
+TEST(Cli, ScheduleBadParametersAreUsageErrorsWithThePath) {
+  auto r = run("schedule linear --set beta_ends=0.1");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "schedule.linear.beta_ends: unknown parameter \"beta_ends\"");
+  expect_contains(r.out, "did you mean \"beta_end\"?");
+
+  r = run("schedule linear --set T=abc");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "schedule.linear.T: expected an integer, got \"abc\"");
+
+  r = run("schedule linear --set T");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "expected key=value");
+
+  r = run("schedule lineer");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "no schedule plugin named 'lineer' (did you mean \"linear\"?)");
+
+  r = run("schedule linear --format xml");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "--format: expected table, csv or json");
+
+  r = run("schedule linear --bogus-option");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "latentlab schedule --help");
+}
+
+TEST(Cli, ScheduleFromAFailedLibraryNamesTheReason) {
+  const auto r = run("schedule fixture_half_registered --plugin-path " LATENTLAB_FIXTURE_DIR);
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "fixture_throwing_register.so was not loaded: its register function failed");
+}
+
+TEST(Cli, ThrowingConstructorIsAFailureNotACrash) {
+  const auto r = run("schedule fixture_throws --plugin-path " LATENTLAB_FIXTURE_DIR);
+  EXPECT_EQ(r.status, 1);
+  expect_contains(r.out, "deliberate failure in the constructor");
+}
+
+TEST(Cli, ThreadsOptionIsApplied) {
+  const auto r = run("version --threads 1");
+  EXPECT_EQ(r.status, 0);
+  expect_contains(r.out, "threads: 1 intra-op");
+  EXPECT_EQ(run("version --threads -3").status, 2);
+}
+
+TEST(Cli, DoctorReportsEachCheck) {
+  const auto r = run("doctor");
+  expect_contains(r.out, "threads:");
+  expect_contains(r.out, "BLAS: 512x512 float32 product at");
+  expect_contains(r.out, "dataset fashion-mnist");
+  expect_contains(r.out, "plugins:");
+  // Bad plugin libraries are reported as problems with a fix, and set the exit status.
+  const auto bad = run("doctor --plugin-path " LATENTLAB_FIXTURE_DIR);
+  EXPECT_EQ(bad.status, 1);
+  expect_contains(bad.out, "[FAIL] plugin library ");
+  expect_contains(bad.out, "fix: rebuild it against this LatentLab");
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package LatentLab needs to build, test and run.
+# Idempotent: packages already installed are skipped; nothing runs when all are present.
+# Usage: tools/setup.sh            (as root, or with sudo available)
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libtorch-dev                      # LibTorch 1.13 (CPU)
+  libopenblas0-pthread              # without it LibTorch uses reference BLAS (~15x slower GEMM)
+  libboost-dev libboost-program-options-dev libboost-filesystem-dev
+  libhdf5-dev                       # HDF5 C and C++ APIs
+  nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libstb-dev                        # PNG/JPEG decoding and encoding
+  dataset-fashion-mnist             # real data for the quick start and tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"
