@@ -152,22 +152,28 @@ bool Range::contains(double value) const {
   return true;
 }
 
-std::string Range::to_string() const {
+std::string Range::to_string(bool integer) const {
+  const auto number = [integer](double v) {
+    return integer && std::fabs(v) < 9.0e15 ? std::to_string(static_cast<long long>(v)) : format_number(v);
+  };
   if (lo && hi)
-    return std::string(lo_open ? "(" : "[") + format_number(*lo) + ", " + format_number(*hi) +
-           (hi_open ? ")" : "]");
-  if (lo) return std::string(lo_open ? "> " : ">= ") + format_number(*lo);
-  if (hi) return std::string(hi_open ? "< " : "<= ") + format_number(*hi);
+    return std::string(lo_open ? "(" : "[") + number(*lo) + ", " + number(*hi) + (hi_open ? ")" : "]");
+  if (lo) return std::string(lo_open ? "> " : ">= ") + number(*lo);
+  if (hi) return std::string(hi_open ? "< " : "<= ") + number(*hi);
   return "any";
 }
 
 std::string ParamSpec::allowed() const {
+  // "in [a, b]" for intervals, ">= a" for half-bounded ones.
   const bool bounded = range.lo || range.hi;
+  const std::string where = !bounded                 ? std::string()
+                            : (range.lo && range.hi) ? " in " + range.to_string(type == ParamType::Int)
+                                                     : " " + range.to_string(type == ParamType::Int);
   switch (type) {
     case ParamType::Int:
-      return bounded ? "an integer in " + range.to_string() : "an integer";
+      return "an integer" + where;
     case ParamType::Float:
-      return bounded ? "a number in " + range.to_string() : "a number";
+      return "a number" + where;
     case ParamType::Bool:
       return "true or false";
     case ParamType::String:
@@ -177,7 +183,7 @@ std::string ParamSpec::allowed() const {
     case ParamType::NumberList: {
       std::string text = "a list of numbers";
       if (min_length > 0) text += " (at least " + std::to_string(min_length) + ")";
-      if (bounded) text += ", each in " + range.to_string();
+      if (bounded) text += ", each" + where;
       return text;
     }
   }

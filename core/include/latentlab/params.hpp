@@ -32,7 +32,8 @@ struct LATENTLAB_API Range {
   static Range above(double lo) { return {lo, std::nullopt, true, false}; }
 
   bool contains(double value) const;
-  std::string to_string() const;  // "[1, 100000]", "(0, 1)", "> 0", "any"
+  // "[1, 100000]", "(0, 1)", "> 0", "any"; bounds printed as integers when `integer`.
+  std::string to_string(bool integer = false) const;
 };
 
 struct LATENTLAB_API ParamSpec {
