@@ -226,7 +226,9 @@ ParamSchema& ParamSchema::add(ParamSpec spec) {
 
 ParamSchema& ParamSchema::integer(const std::string& name, std::optional<std::int64_t> default_value,
                                   const std::string& doc, Range range) {
-  ParamSpec spec{name, ParamType::Int};
+  ParamSpec spec;
+  spec.name = name;
+  spec.type = ParamType::Int;
   if (default_value) spec.default_value = *default_value;
   spec.range = range;
   spec.doc = doc;
@@ -235,7 +237,9 @@ ParamSchema& ParamSchema::integer(const std::string& name, std::optional<std::in
 
 ParamSchema& ParamSchema::number(const std::string& name, std::optional<double> default_value,
                                  const std::string& doc, Range range) {
-  ParamSpec spec{name, ParamType::Float};
+  ParamSpec spec;
+  spec.name = name;
+  spec.type = ParamType::Float;
   if (default_value) spec.default_value = *default_value;
   spec.range = range;
   spec.doc = doc;
@@ -243,7 +247,9 @@ ParamSchema& ParamSchema::number(const std::string& name, std::optional<double> 
 }
 
 ParamSchema& ParamSchema::boolean(const std::string& name, bool default_value, const std::string& doc) {
-  ParamSpec spec{name, ParamType::Bool};
+  ParamSpec spec;
+  spec.name = name;
+  spec.type = ParamType::Bool;
   spec.default_value = default_value;
   spec.doc = doc;
   return add(std::move(spec));
@@ -251,7 +257,9 @@ ParamSchema& ParamSchema::boolean(const std::string& name, bool default_value, c
 
 ParamSchema& ParamSchema::string(const std::string& name, std::optional<std::string> default_value,
                                  const std::string& doc) {
-  ParamSpec spec{name, ParamType::String};
+  ParamSpec spec;
+  spec.name = name;
+  spec.type = ParamType::String;
   if (default_value) spec.default_value = *default_value;
   spec.doc = doc;
   return add(std::move(spec));
@@ -260,7 +268,9 @@ ParamSchema& ParamSchema::string(const std::string& name, std::optional<std::str
 ParamSchema& ParamSchema::choice(const std::string& name, const std::string& default_value,
                                  std::vector<std::string> choices, const std::string& doc) {
   if (choices.empty()) throw Error("parameter \"" + name + "\" declares no choices");
-  ParamSpec spec{name, ParamType::Enum};
+  ParamSpec spec;
+  spec.name = name;
+  spec.type = ParamType::Enum;
   spec.choices = std::move(choices);
   spec.default_value = default_value;
   spec.doc = doc;
@@ -270,7 +280,9 @@ ParamSchema& ParamSchema::choice(const std::string& name, const std::string& def
 ParamSchema& ParamSchema::number_list(const std::string& name,
                                       std::optional<std::vector<double>> default_value,
                                       const std::string& doc, Range element_range, std::size_t min_length) {
-  ParamSpec spec{name, ParamType::NumberList};
+  ParamSpec spec;
+  spec.name = name;
+  spec.type = ParamType::NumberList;
   if (default_value) spec.default_value = *default_value;
   spec.range = element_range;
   spec.min_length = min_length;
