@@ -224,69 +224,55 @@ ParamSchema& ParamSchema::add(ParamSpec spec) {
   return *this;
 }
 
-ParamSchema& ParamSchema::integer(const std::string& name, std::optional<std::int64_t> default_value,
-                                  const std::string& doc, Range range) {
+namespace {
+
+// A spec with the common fields set; `default_value` null means "required".
+template <class T>
+ParamSpec make_spec(const std::string& name, ParamType type, const std::optional<T>& default_value,
+                    const std::string& doc, Range range = Range::any()) {
   ParamSpec spec;
   spec.name = name;
-  spec.type = ParamType::Int;
+  spec.type = type;
   if (default_value) spec.default_value = *default_value;
   spec.range = range;
   spec.doc = doc;
-  return add(std::move(spec));
+  return spec;
+}
+
+}  // namespace
+
+ParamSchema& ParamSchema::integer(const std::string& name, std::optional<std::int64_t> default_value,
+                                  const std::string& doc, Range range) {
+  return add(make_spec(name, ParamType::Int, default_value, doc, range));
 }
 
 ParamSchema& ParamSchema::number(const std::string& name, std::optional<double> default_value,
                                  const std::string& doc, Range range) {
-  ParamSpec spec;
-  spec.name = name;
-  spec.type = ParamType::Float;
-  if (default_value) spec.default_value = *default_value;
-  spec.range = range;
-  spec.doc = doc;
-  return add(std::move(spec));
+  return add(make_spec(name, ParamType::Float, default_value, doc, range));
 }
 
 ParamSchema& ParamSchema::boolean(const std::string& name, bool default_value, const std::string& doc) {
-  ParamSpec spec;
-  spec.name = name;
-  spec.type = ParamType::Bool;
-  spec.default_value = default_value;
-  spec.doc = doc;
-  return add(std::move(spec));
+  return add(make_spec(name, ParamType::Bool, std::optional<bool>(default_value), doc));
 }
 
 ParamSchema& ParamSchema::string(const std::string& name, std::optional<std::string> default_value,
                                  const std::string& doc) {
-  ParamSpec spec;
-  spec.name = name;
-  spec.type = ParamType::String;
-  if (default_value) spec.default_value = *default_value;
-  spec.doc = doc;
-  return add(std::move(spec));
+  return add(make_spec(name, ParamType::String, default_value, doc));
 }
 
 ParamSchema& ParamSchema::choice(const std::string& name, const std::string& default_value,
                                  std::vector<std::string> choices, const std::string& doc) {
   if (choices.empty()) throw Error("parameter \"" + name + "\" declares no choices");
-  ParamSpec spec;
-  spec.name = name;
-  spec.type = ParamType::Enum;
+  ParamSpec spec = make_spec(name, ParamType::Enum, std::optional<std::string>(default_value), doc);
   spec.choices = std::move(choices);
-  spec.default_value = default_value;
-  spec.doc = doc;
   return add(std::move(spec));
 }
 
 ParamSchema& ParamSchema::number_list(const std::string& name,
                                       std::optional<std::vector<double>> default_value,
                                       const std::string& doc, Range element_range, std::size_t min_length) {
-  ParamSpec spec;
-  spec.name = name;
-  spec.type = ParamType::NumberList;
-  if (default_value) spec.default_value = *default_value;
-  spec.range = element_range;
+  ParamSpec spec = make_spec(name, ParamType::NumberList, default_value, doc, element_range);
   spec.min_length = min_length;
-  spec.doc = doc;
   return add(std::move(spec));
 }
 
