@@ -4,6 +4,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sched.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -45,6 +48,10 @@ bool parse_command_line(const std::string& command, const std::vector<std::strin
 }
 
 int hardware_threads() {
+  // The CPUs this process may run on (taskset, Slurm, cgroup cpusets), not all the machine has.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
 }
@@ -79,14 +86,42 @@ int apply_common_options(const CommonOptions& common) {
   return at::get_num_threads();
 }
 
-std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common) {
-  auto registry = std::make_unique<registry::Registry>();
+std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common, bool warn_failures) {
+  registry::RegistryOptions options;
+  if (const char* probe = std::getenv("LATENTLAB_PLUGIN_PROBE")) options.probe = std::string(probe) != "0";
+  auto registry = std::make_unique<registry::Registry>(options);
   std::vector<std::filesystem::path> extra(common.plugin_paths.begin(), common.plugin_paths.end());
   registry::load_standard_locations(*registry, extra);
-  for (const auto& failure : registry->failed())
-    spdlog::warn("plugin library {} not loaded: {}", failure.path.string(), failure.reason);
+  if (warn_failures)
+    for (const auto& failure : registry->failed())
+      spdlog::warn("plugin library {} not loaded: {}", failure.path.string(), failure.reason);
   return registry;
 }
+
+namespace {
+
+// A --set value: JSON when it parses (500, 0.1, true, [0.1,0.2], "x"); a number when C would read one
+// (.001, 0500, 1e-4); otherwise the bare word as a string (--set mode=posterior).
+nlohmann::json parse_value(const std::string& key, const std::string& text) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::out_of_range&) {
+    throw ConfigError("--set " + key + "=" + text + ": the number is out of the range of a double");
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (!text.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    const long long integer = std::strtoll(text.c_str(), &end, 10);
+    if (*end == '\0' && errno == 0) return integer;
+    errno = 0;
+    const double number = std::strtod(text.c_str(), &end);
+    if (*end == '\0' && errno == 0 && text.find_first_of("0123456789") != std::string::npos) return number;
+  }
+  return text;
+}
+
+}  // namespace
 
 nlohmann::json parse_parameter_overrides(const std::string& params_json,
                                          const std::vector<std::string>& sets) {
@@ -94,7 +129,7 @@ nlohmann::json parse_parameter_overrides(const std::string& params_json,
   if (!params_json.empty()) {
     try {
       params = nlohmann::json::parse(params_json);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw ConfigError(std::string("--params: not valid JSON (") + e.what() +
                         "); example: --params '{\"T\": 500}'");
     }
@@ -106,13 +141,7 @@ nlohmann::json parse_parameter_overrides(const std::string& params_json,
     if (eq == std::string::npos || eq == 0)
       throw ConfigError("--set \"" + item + "\": expected key=value, e.g. --set T=500");
     const std::string key = item.substr(0, eq), text = item.substr(eq + 1);
-    nlohmann::json value;
-    try {
-      value = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error&) {
-      value = text;  // a bare word is a string: --set mode=posterior
-    }
-    params[key] = value;
+    params[key] = parse_value(key, text);
   }
   return params;
 }

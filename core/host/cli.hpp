@@ -38,8 +38,10 @@ bool parse_command_line(const std::string& command, const std::vector<std::strin
 // Applies --log-level and --threads. Returns the intra-op thread count now in use.
 int apply_common_options(const CommonOptions& common);
 
-// A registry with the built-in folder, LATENTLAB_PLUGIN_PATH and --plugin-path loaded.
-std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common);
+// A registry with the built-in folder, LATENTLAB_PLUGIN_PATH and --plugin-path loaded. Libraries that
+// failed are logged as warnings unless the command reports them itself. LATENTLAB_PLUGIN_PROBE=0
+// turns off the probe process (for debugging a plugin in gdb).
+std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common, bool warn_failures = true);
 
 // Merges --params JSON and --set key=value pairs into one JSON object. A value is read as JSON when
 // it parses (500, 0.1, true, [0.1,0.2], "x"), otherwise as a string.

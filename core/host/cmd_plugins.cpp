@@ -11,11 +11,24 @@
 namespace latentlab::host {
 namespace {
 
-void print_list(const registry::Registry& registry) {
+void print_list(const registry::Registry& registry, bool as_json) {
   auto entries = registry.entries();
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     return std::tie(a.info.kind, a.info.name) < std::tie(b.info.kind, b.info.name);
   });
+  if (as_json) {
+    nlohmann::json out = {{"plugins", nlohmann::json::array()}, {"not_loaded", nlohmann::json::array()}};
+    for (const auto& e : entries)
+      out["plugins"].push_back({{"kind", e.info.kind},
+                                {"name", e.info.name},
+                                {"description", e.info.description},
+                                {"version", e.library_version},
+                                {"library", e.library.string()}});
+    for (const auto& f : registry.failed())
+      out["not_loaded"].push_back({{"library", f.path.string()}, {"reason", f.reason}});
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
   std::size_t kind_w = 4, name_w = 4, version_w = 7;
   for (const auto& e : entries) {
     kind_w = std::max(kind_w, e.info.kind.size());
@@ -72,14 +85,14 @@ int run_plugins(const Args& args) {
       ("action", po::value(&action), "list or show")
       ("name", po::value(&name), "plugin name (for show)")
       ("kind", po::value(&kind), "plugin kind, when a name exists in several kinds")
-      ("format", po::value(&format)->default_value("table"), "table or json (for show)");
+      ("format", po::value(&format)->default_value("table"), "table or json");
   // clang-format on
   add_common_options(options, common);
   po::positional_options_description positional;
   positional.add("action", 1).add("name", 1);
   po::variables_map vm;
   const std::string usage =
-      "latentlab plugins list [--plugin-path DIR]...\n"
+      "latentlab plugins [list] [--format table|json] [--plugin-path DIR]...\n"
       "       latentlab plugins show NAME [--kind KIND] [--format table|json]";
   if (!parse_command_line("plugins", args, options, positional, usage,
                           "Lists every loaded plugin (kind, name, version, library) and then the "
@@ -87,6 +100,7 @@ int run_plugins(const Args& args) {
                           "description and parameter schema.",
                           vm))
     return kOk;
+  if (action.empty()) action = "list";
   if (action != "list" && action != "show")
     throw ConfigError("plugins: expected 'list' or 'show', got '" + action + "'" +
                       did_you_mean(action, {"list", "show"}) + "\nUsage: " + usage);
@@ -99,10 +113,13 @@ int run_plugins(const Args& args) {
                         "; kinds: " + join(kinds));
   }
   apply_common_options(common);
-  const auto registry = load_registry(common);
+  const auto registry = load_registry(common, /*warn_failures=*/false);
 
   if (action == "list") {
-    print_list(*registry);
+    if (!name.empty())
+      throw ConfigError("plugins list takes no name (got '" + name +
+                        "'); did you mean `latentlab plugins show " + name + "`?");
+    print_list(*registry, format == "json");
     return kOk;
   }
   if (name.empty()) throw ConfigError("plugins show: which plugin? Usage: " + usage);

@@ -1,4 +1,5 @@
 // `latentlab schedule NAME`: the schedule's t, beta, alpha, sigma and log SNR for t = 1..T.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -6,6 +7,7 @@
 #include "commands.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/schedule.hpp"
+#include "latentlab/schedule_checks.hpp"
 #include "latentlab/strings.hpp"
 
 namespace latentlab::host {
@@ -17,6 +19,28 @@ std::string full(double value) {
   return buffer;
 }
 
+int print_checks(const std::string& name, const nlohmann::json& resolved, const Schedule& schedule,
+                 const std::string& format) {
+  if (format == "csv") throw ConfigError("--check: use --format table or json");
+  const auto results = check_schedule(schedule);
+  const bool passed = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.passed; });
+  if (format == "json") {
+    nlohmann::json out = {
+        {"schedule", name}, {"params", resolved}, {"passed", passed}, {"checks", nlohmann::json::array()}};
+    for (const auto& r : results)
+      out["checks"].push_back({{"name", r.name}, {"passed", r.passed}, {"detail", r.detail}});
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << "schedule " << name << " " << resolved.dump() << "\n";
+    for (const auto& r : results)
+      std::cout << (r.passed ? "[pass] " : "[FAIL] ") << r.name << "\n       " << r.detail << "\n";
+    const auto failed =
+        std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.passed; });
+    std::cout << "\n" << results.size() - failed << " passed, " << failed << " failed\n";
+  }
+  return passed ? kOk : kFailure;
+}
+
 }  // namespace
 
 int run_schedule(const Args& args) {
@@ -24,6 +48,7 @@ int run_schedule(const Args& args) {
   std::string name, format = "table", params_json;
   std::vector<std::string> sets;
   std::int64_t every = 1;
+  bool check = false;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -31,18 +56,21 @@ int run_schedule(const Args& args) {
       ("set", po::value(&sets)->composing(), "parameter override key=value; repeatable (e.g. --set T=500)")
       ("params", po::value(&params_json), "parameters as a JSON object (e.g. '{\"T\": 500}')")
       ("format", po::value(&format)->default_value("table"), "table, csv or json")
-      ("every", po::value(&every)->default_value(1), "print every N-th step (and always t = T)");
+      ("every", po::value(&every)->default_value(1), "print every N-th step (and always t = T)")
+      ("check", po::bool_switch(&check), "run the schedule conformance checks instead (exit 1 on failure)");
   // clang-format on
   add_common_options(options, common);
   po::positional_options_description positional;
   positional.add("name", 1);
   po::variables_map vm;
   const std::string usage =
-      "latentlab schedule NAME [--set key=value]... [--params JSON] [--format table|csv|json] [--every N]";
+      "latentlab schedule NAME [--set key=value]... [--params JSON] [--format table|csv|json] [--every N]\n"
+      "       latentlab schedule NAME --check [--set key=value]... [--format table|json]";
   if (!parse_command_line("schedule", args, options, positional, usage,
                           "Prints, for t = 1..T, the columns t, beta, alpha, sigma and log_snr (natural "
                           "log of alpha^2/sigma^2) of a noise schedule plugin. csv and json carry full "
-                          "double precision.",
+                          "double precision. With --check, runs the conformance checks every schedule "
+                          "must pass (Eq. 4, 6, 7) and reports each.",
                           vm))
     return kOk;
   if (name.empty()) throw ConfigError("schedule: which schedule? Usage: " + usage);
@@ -58,6 +86,8 @@ int run_schedule(const Args& args) {
   const auto& entry = registry->find(Schedule::kKind, name);
   const nlohmann::json resolved = entry.info.schema.validate(params, path, "schedule '" + name + "'").json();
   const auto schedule = registry->create<Schedule>(name, params, path);
+
+  if (check) return print_checks(name, resolved, *schedule, format);
 
   const std::int64_t T = schedule->num_steps();
   std::vector<std::int64_t> steps;

@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
     host::print_version();
     return host::kOk;
   }
+  if (!first.empty() && first[0] == '-') {
+    std::cerr << "latentlab: options go after the command, e.g. `latentlab doctor " << first
+              << " ...`; run `latentlab --help` for the commands\n";
+    return host::kUsage;
+  }
   const auto it = commands().find(first);
   if (it == commands().end()) {
     std::vector<std::string> names;
@@ -75,6 +80,9 @@ int main(int argc, char** argv) {
     return host::kUsage;
   } catch (const std::exception& e) {
     std::cerr << "latentlab " << first << ": error: " << e.what() << "\n";
+    return host::kFailure;
+  } catch (...) {
+    std::cerr << "latentlab " << first << ": error: a non-standard exception (thrown by a plugin?)\n";
     return host::kFailure;
   }
 }

@@ -68,7 +68,9 @@ json validate_one(const ParamSpec& spec, const json& value, const std::string& p
         exact = static_cast<std::int64_t>(value.get<double>());
       } else if (value.is_number_unsigned()) {
         const auto u = value.get<std::uint64_t>();
-        exact = u > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(u);
+        if (u > static_cast<std::uint64_t>(INT64_MAX))
+          fail(path, show(value) + " does not fit a 64-bit integer", spec);
+        exact = static_cast<std::int64_t>(u);
       } else {
         exact = value.get<std::int64_t>();
       }
@@ -191,26 +193,32 @@ std::string ParamSpec::allowed() const {
 }
 
 std::int64_t Params::get_int(const std::string& name) const {
-  return at(name).get<std::int64_t>();
+  return at(name, value_t::number_integer, "an integer").get<std::int64_t>();
 }
 double Params::get_float(const std::string& name) const {
-  return at(name).get<double>();
+  return at(name, value_t::number_float, "a number").get<double>();
 }
 bool Params::get_bool(const std::string& name) const {
-  return at(name).get<bool>();
+  return at(name, value_t::boolean, "a boolean").get<bool>();
 }
 std::string Params::get_string(const std::string& name) const {
-  return at(name).get<std::string>();
+  return at(name, value_t::string, "a string").get<std::string>();
 }
 std::vector<double> Params::get_numbers(const std::string& name) const {
-  return at(name).get<std::vector<double>>();
+  return at(name, value_t::array, "a list of numbers").get<std::vector<double>>();
 }
 
-const nlohmann::json& Params::at(const std::string& name) const {
+const nlohmann::json& Params::at(const std::string& name, value_t type, const char* what) const {
   const auto it = values_.find(name);
   if (it == values_.end())
     throw Error("internal: parameter \"" + name +
                 "\" is not in the plugin's schema (a plugin read a parameter it did not declare)");
+  // Validated floats are stored as doubles and ints as integers; read them as declared.
+  const bool ok = it->type() == type || (type == value_t::number_integer && it->is_number_unsigned()) ||
+                  (type == value_t::number_float && it->is_number());
+  if (!ok)
+    throw Error("internal: parameter \"" + name + "\" was read as " + what + " but holds " + it->dump() +
+                " (the plugin's accessor does not match its schema)");
   return *it;
 }
 

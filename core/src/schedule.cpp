@@ -29,7 +29,7 @@ double Schedule::alpha(std::int64_t t) const {
 
 double Schedule::sigma2(std::int64_t t) const {
   check_t(t);
-  return -std::expm1(log_alpha2(t));
+  return 0.0 - std::expm1(log_alpha2(t));  // 0.0 - : +0 rather than -0 at t = 0
 }
 
 double Schedule::sigma(std::int64_t t) const {
@@ -61,7 +61,7 @@ double Schedule::sigma2_ts(std::int64_t t, std::int64_t s) const {
   if (s > t)
     throw Error("sigma^2_{t|s} needs s <= t, got s = " + std::to_string(s) + ", t = " + std::to_string(t));
   // For variance-preserving schedules Eq. 7 reduces to 1 - alpha_{t|s}^2.
-  return -std::expm1(log_alpha2(t) - log_alpha2(s));
+  return 0.0 - std::expm1(log_alpha2(t) - log_alpha2(s));
 }
 
 DiscreteSchedule::DiscreteSchedule(const std::vector<double>& betas) : betas_(betas) {

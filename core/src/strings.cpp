@@ -23,6 +23,16 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  if (word.empty()) return {};
+  // A name the word is a prefix of ("beta" for "beta_start"), or that is a prefix of the word; the
+  // shortest such wins.
+  std::string prefix_match;
+  for (const auto& candidate : candidates) {
+    const bool prefix = word.size() >= 2 && (candidate.rfind(word, 0) == 0 || word.rfind(candidate, 0) == 0);
+    if (prefix && (prefix_match.empty() || candidate.size() < prefix_match.size())) prefix_match = candidate;
+  }
+  if (!prefix_match.empty()) return prefix_match;
+
   std::string best;
   std::size_t best_distance = std::string::npos;
   for (const auto& candidate : candidates) {
@@ -32,11 +42,11 @@ std::string closest_match(const std::string& word, const std::vector<std::string
       best = candidate;
     }
   }
-  // A plausible typo: at most a third of the longer name changed (and at least one edit allowed).
-  const std::size_t limit = std::max<std::size_t>(1, std::max(word.size(), best.size()) / 3);
-  const bool prefix =
-      !best.empty() && !word.empty() && (best.rfind(word, 0) == 0 || word.rfind(best, 0) == 0);
-  return (best_distance <= limit || prefix) ? best : std::string();
+  // A plausible typo: at most a third of the longer name changed (at least one edit), and not a
+  // complete replacement ("x" is no typo of "T").
+  const std::size_t longer = std::max(word.size(), best.size());
+  const std::size_t limit = std::max<std::size_t>(1, longer / 3);
+  return (best_distance <= limit && best_distance < longer) ? best : std::string();
 }
 
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {

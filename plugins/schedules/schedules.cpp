@@ -13,7 +13,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// Evenly spaced values from `first` to `last` inclusive (numpy/torch linspace).
+// Evenly spaced values from `first` to `last` inclusive, computed as torch.linspace does on the CPU
+// (the first half forwards from `first`, the second half backwards from `last`), so that betas match
+// the reference LDM code to the last bit.
 std::vector<double> linspace(double first, double last, std::int64_t count) {
   std::vector<double> out(static_cast<std::size_t>(count));
   if (count == 1) {
@@ -21,9 +23,10 @@ std::vector<double> linspace(double first, double last, std::int64_t count) {
     return out;
   }
   const double step = (last - first) / static_cast<double>(count - 1);
+  const std::int64_t halfway = count / 2;
   for (std::int64_t i = 0; i < count; ++i)
-    out[static_cast<std::size_t>(i)] = first + step * static_cast<double>(i);
-  out.back() = last;
+    out[static_cast<std::size_t>(i)] = i < halfway ? first + step * static_cast<double>(i)
+                                                   : last - step * static_cast<double>(count - i - 1);
   return out;
 }
 
@@ -87,7 +90,7 @@ void register_factories(Registrar& registrar) {
       "cosine", "Nichol & Dhariwal (2021): alpha_t^2 = cos^2((t/T + s)/(1 + s) pi/2), betas clipped",
       ParamSchema()
           .integer("T", 1000, "number of diffusion steps", Range::closed(1, 1000000))
-          .number("s", 0.008, "offset that keeps beta_1 from vanishing", Range::at_least(0))
+          .number("s", 0.008, "offset that keeps beta_1 from vanishing", Range::closed(0, 1))
           .number("max_beta", 0.999, "upper clip for beta, avoids the singularity at t = T",
                   Range::open(0, 1)),
       from_betas(cosine_betas));

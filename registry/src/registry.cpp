@@ -4,19 +4,61 @@
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
-#include <boost/dll/library_info.hpp>
 #include <boost/dll/shared_library.hpp>
+#include <cstddef>
+#include <cstring>
 
+#include "elf_file.hpp"
 #include "latentlab/strings.hpp"
+#include "probe.hpp"
 
 namespace latentlab::registry {
 namespace fs = std::filesystem;
+
+namespace {
+
+// Compares the ABI constant read from a plugin file with the host's. Returns "" when they match,
+// else what differs and how to fix it.
+std::string check_abi(const std::string& bytes) {
+  PluginAbi abi{};
+  if (bytes.size() < 16 || std::memcmp(bytes.data(), kPluginAbiMagic, sizeof kPluginAbiMagic) != 0)
+    return std::string("corrupt plugin: '") + LATENTLAB_PLUGIN_ABI_SYMBOL +
+           "' does not start with the magic bytes";
+  std::uint32_t api_version = 0, struct_size = 0;
+  std::memcpy(&api_version, bytes.data() + offsetof(PluginAbi, api_version), sizeof api_version);
+  std::memcpy(&struct_size, bytes.data() + offsetof(PluginAbi, struct_size), sizeof struct_size);
+  if (api_version != LATENTLAB_SDK_API_VERSION)
+    return "incompatible SDK API version (plugin: " + std::to_string(api_version) +
+           ", host: " + std::to_string(LATENTLAB_SDK_API_VERSION) +
+           "); rebuild the plugin against this LatentLab's SDK";
+  if (struct_size != sizeof(PluginAbi) || bytes.size() < sizeof(PluginAbi))
+    return "corrupt plugin ABI record (size " + std::to_string(struct_size) + ", expected " +
+           std::to_string(sizeof(PluginAbi)) + "); rebuild the plugin against this LatentLab's SDK";
+  std::memcpy(&abi, bytes.data(), sizeof abi);
+  const std::string torch(abi.torch_version, strnlen(abi.torch_version, sizeof abi.torch_version));
+  if (abi.torch_version_major != TORCH_VERSION_MAJOR || abi.torch_version_minor != TORCH_VERSION_MINOR)
+    return "built against LibTorch " + torch +
+           " but the host uses LibTorch " TORCH_VERSION
+           "; major.minor must match: rebuild the plugin against the host's LibTorch";
+  if (abi.cxx11_abi != _GLIBCXX_USE_CXX11_ABI)
+    return "built with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(abi.cxx11_abi) + " but the host uses " +
+           std::to_string(_GLIBCXX_USE_CXX11_ABI) + "; rebuild the plugin with the host's LibTorch flags";
+  if (abi.json_version_major != NLOHMANN_JSON_VERSION_MAJOR ||
+      abi.json_version_minor != NLOHMANN_JSON_VERSION_MINOR)
+    return "built against nlohmann_json " + std::to_string(abi.json_version_major) + "." +
+           std::to_string(abi.json_version_minor) + " but the host uses " +
+           std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." + std::to_string(NLOHMANN_JSON_VERSION_MINOR) +
+           "; rebuild the plugin against the same nlohmann_json";
+  return {};
+}
+
+}  // namespace
 
 struct Registry::Handles {
   std::vector<boost::dll::shared_library> libraries;
 };
 
-Registry::Registry() : handles_(std::make_unique<Handles>()) {}
+Registry::Registry(RegistryOptions options) : options_(options), handles_(std::make_unique<Handles>()) {}
 // The handles close here, but every library was opened with RTLD_NODELETE: its code stays mapped,
 // so plugin objects that outlive the registry remain valid.
 Registry::~Registry() = default;
@@ -56,13 +98,24 @@ bool Registry::load_library(const fs::path& file_given) {
     return false;
   }
 
-  // 1. The entry point must be exported; read the symbol table without running any of the library.
+  // 1. Read what it was built against from the file itself; nothing of it runs before this passes.
   try {
-    boost::dll::library_info info(file, true);
-    const auto symbols = info.symbols();
-    if (std::find(symbols.begin(), symbols.end(), LATENTLAB_PLUGIN_ENTRY_SYMBOL) == symbols.end()) {
-      fail(file, std::string("not a LatentLab plugin: it does not export '") + LATENTLAB_PLUGIN_ENTRY_SYMBOL +
+    const ElfFile elf(file);
+    if (!elf.exports(LATENTLAB_PLUGIN_ENTRY_SYMBOL) || !elf.exports(LATENTLAB_PLUGIN_ABI_SYMBOL)) {
+      fail(file, std::string("not a LatentLab plugin: it does not export '") +
+                     (elf.exports(LATENTLAB_PLUGIN_ENTRY_SYMBOL) ? LATENTLAB_PLUGIN_ABI_SYMBOL
+                                                                 : LATENTLAB_PLUGIN_ENTRY_SYMBOL) +
                      "' (define it with LATENTLAB_PLUGIN(...) from <latentlab/plugin.hpp>)");
+      return false;
+    }
+    const auto abi_bytes = elf.object_bytes(LATENTLAB_PLUGIN_ABI_SYMBOL, 16);
+    if (!abi_bytes) {
+      fail(file,
+           std::string("corrupt plugin: '") + LATENTLAB_PLUGIN_ABI_SYMBOL + "' has no readable contents");
+      return false;
+    }
+    if (const std::string mismatch = check_abi(*abi_bytes); !mismatch.empty()) {
+      fail(file, mismatch);
       return false;
     }
   } catch (const std::exception& e) {
@@ -70,7 +123,16 @@ bool Registry::load_library(const fs::path& file_given) {
     return false;
   }
 
-  // 2. Load it. RTLD_NOW: a missing symbol is reported here, not as a crash later. RTLD_NODELETE:
+  // 2. Load it in a throwaway child process first: a library that crashes, aborts or hangs while
+  // loading is reported instead of taking the host down.
+  if (options_.probe) {
+    if (std::string crash = probe_in_child(file, options_.probe_timeout); !crash.empty()) {
+      fail(file, std::move(crash));
+      return false;
+    }
+  }
+
+  // 3. Load it. RTLD_NOW: a missing symbol is reported here, not as a crash later. RTLD_NODELETE:
   // never unloaded.
   const auto mode = static_cast<boost::dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   boost::dll::fs::error_code load_error;
@@ -83,11 +145,13 @@ bool Registry::load_library(const fs::path& file_given) {
     } else if (const char* text = ::dlerror()) {
       why = text;
     }
-    fail(file, "the dynamic loader refused it: " + why);
+    fail(file, "the dynamic loader refused it: " + why +
+                   " (often a dependency that is not installed, or a plugin built against another "
+                   "LatentLab or LibTorch)");
     return false;
   }
 
-  // 3. Read and check its description before calling anything else in it.
+  // 4. Read and check its description before calling anything else in it.
   const PluginDescription* description = nullptr;
   try {
     auto& entry = library.get<PluginEntryFn>(LATENTLAB_PLUGIN_ENTRY_SYMBOL);
@@ -130,7 +194,7 @@ bool Registry::load_library(const fs::path& file_given) {
     return false;
   }
 
-  // 4. Let it register into a staging registrar; nothing reaches the catalogue unless all is well.
+  // 5. Let it register into a staging registrar; nothing reaches the catalogue unless all is well.
   Registrar staging;
   try {
     description->register_factories(staging);
@@ -144,7 +208,7 @@ bool Registry::load_library(const fs::path& file_given) {
   std::vector<std::string> provides;
   for (const auto& info : staging.factories()) provides.push_back(info.kind + "/" + info.name);
 
-  // 5. No kind+name may come from two libraries.
+  // 6. No kind+name may come from two libraries.
   for (const auto& info : staging.factories()) {
     for (const auto& existing : entries_) {
       if (existing.info.kind == info.kind && existing.info.name == info.name) {

@@ -34,4 +34,12 @@ echo "$csv"
 # t = 1: log SNR = lambda_max = 10; t = 3: lambda_min = -10.
 grep -q "^1,.*,10$\|^1,.*,9.99999999999" <<< "$csv"
 grep -q "^3,.*,-10$\|^3,.*,-9.99999999999\|^3,.*,-10.0000000000" <<< "$csv"
+echo "== the example passes the schedule conformance checks"
+"$host" schedule logsnr_linear --check --plugin-path "$work/example"
+"$host" schedule logsnr_linear --check --set T=1 --plugin-path "$work/example" > /dev/null
+
+echo "== a stripped install (cmake --install --strip) still loads"
+cmake --install "$build" --prefix "$work/stripped" --strip > /dev/null
+"$work/stripped/bin/latentlab" plugins list | grep -q "schedule *cosine"
+if "$work/stripped/bin/latentlab" plugins list | grep -q "not loaded"; then echo "stripped plugins failed"; exit 1; fi
 echo "out-of-tree plugin: OK"

@@ -77,6 +77,7 @@ TEST(Cli, PluginsListWithBadLibrariesShowsReasonsAndSurvives) {
   expect_contains(r.out, "not a shared library");
   expect_contains(r.out, "incompatible SDK API version");
   expect_contains(r.out, "does not export 'latentlab_plugin_entry'");
+  expect_contains(r.out, "crashed with signal 11");
 }
 
 TEST(Cli, PluginsShowPrintsTheSchema) {
@@ -174,4 +175,38 @@ TEST(Cli, DoctorReportsEachCheck) {
   EXPECT_EQ(bad.status, 1);
   expect_contains(bad.out, "[FAIL] plugin library ");
   expect_contains(bad.out, "fix: rebuild it against this LatentLab");
+}
+
+TEST(Cli, ScheduleCheckRunsTheConformanceChecks) {
+  const auto r = run("schedule cosine --check");
+  EXPECT_EQ(r.status, 0) << r.out;
+  expect_contains(r.out, "[pass] Eq. 7: sigma^2_{t|s}");
+  expect_contains(r.out, " passed, 0 failed");
+  const auto j = run("schedule custom --check --set 'betas=[0.1,0.2]' --format json", false);
+  ASSERT_EQ(j.status, 0) << j.out;
+  EXPECT_EQ(nlohmann::json::parse(j.out)["passed"], true);
+}
+
+TEST(Cli, SetReadsBareNumbersAsNumbers) {
+  const auto r = run("schedule linear --set beta_start=.001 --set T=0010 --format json", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["params"]["beta_start"], 0.001);
+  EXPECT_EQ(j["T"], 10);
+  EXPECT_EQ(run("schedule linear --set T=1e400").status, 2);
+}
+
+TEST(Cli, OptionsBeforeTheCommandAreExplained) {
+  const auto r = run("--threads 2 doctor");
+  EXPECT_EQ(r.status, 2);
+  expect_contains(r.out, "options go after the command");
+}
+
+TEST(Cli, PluginsListAsJsonAndByDefault) {
+  const auto j = run("plugins --format json", false);
+  ASSERT_EQ(j.status, 0) << j.out;
+  const auto parsed = nlohmann::json::parse(j.out);
+  EXPECT_EQ(parsed["plugins"].size(), 4u);
+  EXPECT_TRUE(parsed["not_loaded"].empty());
+  EXPECT_EQ(run("plugins list linear").status, 2);
 }

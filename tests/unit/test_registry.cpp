@@ -64,8 +64,9 @@ TEST(Registry, LibraryWithoutEntryPointIsRejectedWithoutRunningIt) {
   expect_contains(reason, "LATENTLAB_PLUGIN");
 }
 
-TEST(Registry, WrongApiVersionIsRejectedBeforeRegistering) {
-  Registry registry;  // the fixture's register function aborts the process if it is ever called
+TEST(Registry, WrongApiVersionIsRejectedWithoutLoadingIt) {
+  // The fixture's static initialiser aborts the process if it is ever loaded, here or in the probe.
+  Registry registry;
   EXPECT_FALSE(registry.load_library(fixture("fixture_wrong_api")));
   const auto reason = reason_for(registry, fixture("fixture_wrong_api"));
   expect_contains(reason,
@@ -74,8 +75,8 @@ TEST(Registry, WrongApiVersionIsRejectedBeforeRegistering) {
   expect_contains(reason, "rebuild the plugin");
 }
 
-TEST(Registry, WrongTorchVersionIsRejected) {
-  Registry registry;
+TEST(Registry, WrongTorchVersionIsRejectedWithoutLoadingIt) {
+  Registry registry;  // as above: loading it would abort
   EXPECT_FALSE(registry.load_library(fixture("fixture_wrong_torch")));
   const auto reason = reason_for(registry, fixture("fixture_wrong_torch"));
   expect_contains(reason, "built against LibTorch 9.0.0 but the host uses LibTorch " TORCH_VERSION);
@@ -140,13 +141,38 @@ TEST(Registry, TruncatedLibraryIsRejected) {
   fs::remove_all(dir);
 }
 
+TEST(Registry, StaticInitialiserThatCrashesIsReportedAndTheHostSurvives) {
+  Registry registry;
+  EXPECT_FALSE(registry.load_library(fixture("fixture_crashing_init")));
+  const auto reason = reason_for(registry, fixture("fixture_crashing_init"));
+  expect_contains(reason, "crashed with signal 11");
+  expect_contains(reason, "the host is unharmed");
+  EXPECT_THROW(registry.find("schedule", "fixture_crashing"), ConfigError);
+}
+
+TEST(Registry, RegisterFunctionThatHangsIsReportedAfterTheTimeout) {
+  Registry registry(latentlab::registry::RegistryOptions{true, std::chrono::milliseconds(1500)});
+  const fs::path file = fs::path(LATENTLAB_FIXTURE_EXTRA_DIR) / "fixture_hanging_register.so";
+  EXPECT_FALSE(registry.load_library(file));
+  expect_contains(reason_for(registry, file), "hung for more than 1 s while being loaded");
+}
+
+TEST(Registry, StrippedLibraryLoads) {
+  // No .symtab: the entry point and ABI record are found in .dynsym.
+  Registry registry;
+  const fs::path file = fs::path(LATENTLAB_FIXTURE_EXTRA_DIR) / "fixture_good_stripped.so";
+  EXPECT_TRUE(registry.load_library(file)) << reason_for(registry, file);
+  EXPECT_NO_THROW(registry.find("schedule", "fixture_constant"));
+}
+
 TEST(Registry, DirectoryScanLoadsTheGoodAndRecordsEveryBadOne) {
   Registry registry;
   registry.load_directory(LATENTLAB_FIXTURE_DIR, true);
-  // good, throwing_factory and exactly one of good/duplicate (whichever sorts first) load.
+  // throwing_factory and exactly one of good/duplicate (whichever sorts first) load.
   EXPECT_EQ(registry.loaded().size(), 2u);
-  EXPECT_EQ(registry.failed().size(), 6u);  // no_entry, wrong_api, wrong_torch, throwing_register,
-                                            // not_a_library, and the second of good/duplicate
+  // no_entry, wrong_api, wrong_torch, throwing_register, crashing_init, not_a_library, and the second
+  // of good/duplicate.
+  EXPECT_EQ(registry.failed().size(), 7u);
   for (const auto& failure : registry.failed()) EXPECT_FALSE(failure.reason.empty()) << failure.path;
 }
 

@@ -124,3 +124,58 @@ TEST(Schedules, SmallTimestepsKeepFullPrecision) {
   EXPECT_NEAR(schedule->sigma2(1), 1e-10, 1e-24);
   EXPECT_NEAR(schedule->log_snr(1), std::log((1 - 1e-10) / 1e-10), 1e-9);
 }
+
+namespace {
+
+// Schedules a plugin author might get wrong, to prove the checks can fail.
+class LinearLogAlpha : public Schedule {
+ public:
+  explicit LinearLogAlpha(double at_zero = 0.0) : at_zero_(at_zero) {}
+  std::int64_t num_steps() const override { return 20; }
+  double log_alpha2(std::int64_t t) const override {
+    check_t(t);
+    return t == 0 ? at_zero_ : -0.1 * static_cast<double>(t);
+  }
+
+ private:
+  double at_zero_;
+};
+
+class InconsistentBeta : public LinearLogAlpha {
+ public:
+  double beta(std::int64_t t) const override {
+    check_t(t, 1);
+    return 0.5;  // not 1 - alpha_t^2 / alpha_{t-1}^2
+  }
+};
+
+class SnrGoesUp : public LinearLogAlpha {
+ public:
+  double log_alpha2(std::int64_t t) const override {
+    check_t(t);
+    return t == 0 ? 0.0 : t < 10 ? -0.1 * static_cast<double>(t) : -0.05 * static_cast<double>(t);
+  }
+};
+
+bool check_passed(const std::vector<latentlab::CheckResult>& results, const std::string& prefix) {
+  for (const auto& r : results)
+    if (r.name.rfind(prefix, 0) == 0) return r.passed;
+  ADD_FAILURE() << "no check named " << prefix;
+  return false;
+}
+
+}  // namespace
+
+TEST(ScheduleChecks, AConsistentScheduleOfOurOwnPasses) {
+  for (const auto& r : latentlab::check_schedule(LinearLogAlpha()))
+    EXPECT_TRUE(r.passed) << r.name << ": " << r.detail;
+}
+
+TEST(ScheduleChecks, DetectTheMistakesAPluginCanMake) {
+  EXPECT_FALSE(check_passed(latentlab::check_schedule(LinearLogAlpha(-0.1)), "t = 0 is the data"));
+  const auto inconsistent = latentlab::check_schedule(InconsistentBeta());
+  EXPECT_FALSE(check_passed(inconsistent, "alpha_{t|t-1}^2 = 1 - beta_t"));
+  const auto rising = latentlab::check_schedule(SnrGoesUp());
+  EXPECT_FALSE(check_passed(rising, "SNR(t) strictly decreasing"));
+  EXPECT_FALSE(check_passed(rising, "beta_t in (0, 1)"));
+}

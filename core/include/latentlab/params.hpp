@@ -50,7 +50,8 @@ struct LATENTLAB_API ParamSpec {
   std::string allowed() const;
 };
 
-// Validated parameters with every default filled in. Accessors check the declared type.
+// Validated parameters with every default filled in. Each accessor checks that the stored value has
+// its type (an int parameter is read with get_int, a float one with get_float, ...).
 class LATENTLAB_API Params {
  public:
   Params() = default;
@@ -66,7 +67,8 @@ class LATENTLAB_API Params {
   const nlohmann::json& json() const { return values_; }
 
  private:
-  const nlohmann::json& at(const std::string& name) const;
+  using value_t = nlohmann::json::value_t;
+  const nlohmann::json& at(const std::string& name, value_t type, const char* what) const;
   nlohmann::json values_ = nlohmann::json::object();
 };
 

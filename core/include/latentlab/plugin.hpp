@@ -1,10 +1,12 @@
 #pragma once
 // The plugin SDK: what a plugin library exports and how it registers its factories.
 //
-// A plugin library defines exactly one entry point with LATENTLAB_PLUGIN(name, version, fn). The host
-// finds the symbol without running the library, checks the description it returns (SDK API version,
-// LibTorch major.minor), and only then calls `fn(registrar)`, which adds factories. There is no
-// static-initialiser registration and libraries are never unloaded.
+// A plugin library defines exactly one entry point with LATENTLAB_PLUGIN(name, version, fn). That
+// exports two symbols: `latentlab_plugin_abi`, a constant the host reads from the file before loading
+// it (SDK API version, LibTorch major.minor, C++ ABI, nlohmann_json version), and
+// `latentlab_plugin_entry`, which returns the library's description (name, version and the register
+// function). Only when the ABI matches does the host load the library and call `fn(registrar)`, which
+// adds factories. There is no static-initialiser registration and libraries are never unloaded.
 //
 //   void register_factories(latentlab::Registrar& r) {
 //     r.add<latentlab::Schedule>("my_schedule", "one-line description",
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include <torch/version.h>
+#include <nlohmann/json.hpp>
 
 #include "latentlab/error.hpp"
 #include "latentlab/export.hpp"
@@ -28,8 +31,25 @@
 // Bumped whenever an SDK interface or PluginDescription changes in a way that breaks plugins.
 #define LATENTLAB_SDK_API_VERSION 1
 #define LATENTLAB_PLUGIN_ENTRY_SYMBOL "latentlab_plugin_entry"
+#define LATENTLAB_PLUGIN_ABI_SYMBOL "latentlab_plugin_abi"
 
 namespace latentlab {
+
+// What a plugin was compiled against, as a constant in the library file (no pointers, so the host
+// reads it without loading the library). `magic` and `api_version` stay first in every SDK version.
+struct PluginAbi {
+  char magic[8];              // "LLPLUGIN"
+  std::uint32_t api_version;  // LATENTLAB_SDK_API_VERSION
+  std::uint32_t struct_size;  // sizeof(PluginAbi)
+  std::int32_t torch_version_major;
+  std::int32_t torch_version_minor;
+  std::int32_t cxx11_abi;  // _GLIBCXX_USE_CXX11_ABI: std::string layout
+  std::int32_t json_version_major;
+  std::int32_t json_version_minor;
+  char torch_version[32];  // TORCH_VERSION, for messages
+};
+
+inline constexpr char kPluginAbiMagic[8] = {'L', 'L', 'P', 'L', 'U', 'G', 'I', 'N'};
 
 class Registrar;
 using RegisterFn = void (*)(Registrar&);
@@ -88,18 +108,28 @@ class LATENTLAB_API Registrar {
 
 }  // namespace latentlab
 
-// Defines the library's entry point. Use once per plugin library, at namespace scope.
-#define LATENTLAB_PLUGIN(NAME, VERSION, REGISTER_FN)                                      \
-  extern "C" __attribute__((visibility("default"))) const ::latentlab::PluginDescription* \
-  latentlab_plugin_entry() {                                                              \
-    static const ::latentlab::PluginDescription description{                              \
-        LATENTLAB_SDK_API_VERSION,                                                        \
-        static_cast<std::uint32_t>(sizeof(::latentlab::PluginDescription)),               \
-        TORCH_VERSION_MAJOR,                                                              \
-        TORCH_VERSION_MINOR,                                                              \
-        TORCH_VERSION,                                                                    \
-        NAME,                                                                             \
-        VERSION,                                                                          \
-        REGISTER_FN};                                                                     \
-    return &description;                                                                  \
+// Defines the library's ABI constant and entry point. Use once per plugin library, at namespace scope.
+#define LATENTLAB_PLUGIN(NAME, VERSION, REGISTER_FN)                                                      \
+  extern "C" __attribute__((visibility("default"))) const ::latentlab::PluginAbi latentlab_plugin_abi = { \
+      {'L', 'L', 'P', 'L', 'U', 'G', 'I', 'N'},                                                           \
+      LATENTLAB_SDK_API_VERSION,                                                                          \
+      static_cast<std::uint32_t>(sizeof(::latentlab::PluginAbi)),                                         \
+      TORCH_VERSION_MAJOR,                                                                                \
+      TORCH_VERSION_MINOR,                                                                                \
+      _GLIBCXX_USE_CXX11_ABI,                                                                             \
+      NLOHMANN_JSON_VERSION_MAJOR,                                                                        \
+      NLOHMANN_JSON_VERSION_MINOR,                                                                        \
+      TORCH_VERSION};                                                                                     \
+  extern "C" __attribute__((visibility("default"))) const ::latentlab::PluginDescription*                 \
+  latentlab_plugin_entry() {                                                                              \
+    static const ::latentlab::PluginDescription description{                                              \
+        LATENTLAB_SDK_API_VERSION,                                                                        \
+        static_cast<std::uint32_t>(sizeof(::latentlab::PluginDescription)),                               \
+        TORCH_VERSION_MAJOR,                                                                              \
+        TORCH_VERSION_MINOR,                                                                              \
+        TORCH_VERSION,                                                                                    \
+        NAME,                                                                                             \
+        VERSION,                                                                                          \
+        REGISTER_FN};                                                                                     \
+    return &description;                                                                                  \
   }

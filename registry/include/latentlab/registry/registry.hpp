@@ -2,11 +2,14 @@
 // The plugin registry: finds plugin libraries, checks each before trusting it, loads the good ones
 // and keeps the reasons for the rest, and creates plugin objects by kind and name.
 //
-// Checks, in order, for every candidate file: it is a shared library that exports
-// `latentlab_plugin_entry` (read from its symbol table without running it); it loads; its SDK API
-// version equals the host's; its LibTorch major.minor equals the host's; its register function
+// Checks, in order, for every candidate file: it is an ELF shared library that exports
+// `latentlab_plugin_abi` and `latentlab_plugin_entry`; the ABI constant read from the file (nothing
+// of the library runs yet) has the host's SDK API version, LibTorch major.minor, C++ ABI and
+// nlohmann_json version; loading it and running its register function in a throwaway child process
+// neither crashes nor hangs; it loads in-process with every symbol resolved; its register function
 // succeeds; and no kind+name it registers is already provided by another library. A library that
 // fails any check contributes nothing, and the reason is kept. Libraries are never unloaded.
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -42,9 +45,15 @@ struct Entry {
   std::string library_version;
 };
 
+struct RegistryOptions {
+  // Load each library in a forked child first (see probe_in_child); off only for debugging a plugin.
+  bool probe = true;
+  std::chrono::milliseconds probe_timeout{60000};
+};
+
 class Registry {
  public:
-  Registry();
+  explicit Registry(RegistryOptions options = {});
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
@@ -82,6 +91,7 @@ class Registry {
   void fail(const std::filesystem::path& file, std::string reason, std::string name = {},
             std::vector<std::string> provides = {});
 
+  RegistryOptions options_;
   struct Handles;  // the Boost.DLL library handles, kept for the process lifetime
   std::unique_ptr<Handles> handles_;
   std::vector<LoadedLibrary> loaded_;
