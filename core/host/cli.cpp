@@ -22,7 +22,7 @@ void add_common_options(po::options_description& options, CommonOptions& common)
       ("plugin-path", po::value(&common.plugin_paths)->composing(),
        "also load plugins from this folder (or .so file); repeatable")
       ("threads", po::value(&common.threads)->default_value(0),
-       "intra-op threads (0: OMP_NUM_THREADS if set, else all cores)")
+       "intra-op threads (0: OMP_NUM_THREADS if set, else one per CPU this process may use)")
       ("log-level", po::value(&common.log_level)->default_value("info"),
        "trace, debug, info, warn, error or off")
       ("help,h", "show this help");

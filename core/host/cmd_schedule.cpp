@@ -36,7 +36,7 @@ int print_checks(const std::string& name, const nlohmann::json& resolved, const 
       std::cout << (r.passed ? "[pass] " : "[FAIL] ") << r.name << "\n       " << r.detail << "\n";
     const auto failed =
         std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.passed; });
-    std::cout << "\n" << results.size() - failed << " passed, " << failed << " failed\n";
+    std::cout << "\n" << results.size() - failed << " checks passed, " << failed << " failed\n";
   }
   return passed ? kOk : kFailure;
 }

@@ -3,82 +3,88 @@
 #include <elf.h>
 
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
 namespace latentlab::registry {
-namespace {
 
-constexpr std::uint64_t kMaxFileSize = 4ull << 30;  // 4 GiB: larger is not a plugin
-
-// A copy of a POD from `bytes` at `offset`, or an exception when it would run past the end.
-template <class T>
-T read_at(const std::string& bytes, std::uint64_t offset, const char* what) {
-  if (offset > bytes.size() || bytes.size() - offset < sizeof(T))
+std::string ElfFile::read(std::uint64_t offset, std::uint64_t size, const char* what) const {
+  if (offset > file_size_ || size > file_size_ - offset)
     throw std::runtime_error(std::string("truncated or corrupt ELF file: ") + what + " lies past the end");
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  in_.seekg(static_cast<std::streamoff>(offset));
+  in_.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (!in_) throw std::runtime_error(std::string("cannot read ") + what + " from the file");
+  return bytes;
+}
+
+template <class T>
+T ElfFile::read_struct(std::uint64_t offset, const char* what) const {
+  const std::string bytes = read(offset, sizeof(T), what);
   T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof(T));
+  std::memcpy(&value, bytes.data(), sizeof(T));
   return value;
 }
 
-}  // namespace
-
-ElfFile::ElfFile(const std::filesystem::path& path) {
+ElfFile::ElfFile(const std::filesystem::path& path) : in_(path, std::ios::binary) {
   std::error_code ec;
-  const auto file_size = std::filesystem::file_size(path, ec);
+  file_size_ = std::filesystem::file_size(path, ec);
   if (ec) throw std::runtime_error("cannot read the file: " + ec.message());
-  if (file_size > kMaxFileSize) throw std::runtime_error("file too large to be a plugin");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open the file for reading");
-  bytes_.resize(static_cast<std::size_t>(file_size));
-  in.read(bytes_.data(), static_cast<std::streamsize>(bytes_.size()));
-  if (!in) throw std::runtime_error("cannot read the whole file");
+  if (!in_) throw std::runtime_error("cannot open the file for reading");
 
-  if (bytes_.size() < EI_NIDENT || std::memcmp(bytes_.data(), ELFMAG, SELFMAG) != 0)
-    throw std::runtime_error("not an ELF file");
-  if (bytes_[EI_CLASS] != ELFCLASS64 || bytes_[EI_DATA] != ELFDATA2LSB)
+  if (file_size_ < EI_NIDENT) throw std::runtime_error("not an ELF file");
+  const std::string ident = read(0, EI_NIDENT, "the ELF identification");
+  if (std::memcmp(ident.data(), ELFMAG, SELFMAG) != 0) throw std::runtime_error("not an ELF file");
+  if (ident[EI_CLASS] != ELFCLASS64 || ident[EI_DATA] != ELFDATA2LSB)
     throw std::runtime_error("not a 64-bit little-endian ELF file");
-  const auto header = read_at<Elf64_Ehdr>(bytes_, 0, "the ELF header");
+  const auto header = read_struct<Elf64_Ehdr>(0, "the ELF header");
   if (header.e_type != ET_DYN) throw std::runtime_error("an ELF file, but not a shared library");
+  if (header.e_shnum == 0)
+    throw std::runtime_error(
+        "a shared library without section headers (removed by a stripping tool?); LatentLab reads "
+        "the plugin's symbol table from them: keep them (plain `strip` does)");
   if (header.e_shentsize != sizeof(Elf64_Shdr))
     throw std::runtime_error("corrupt ELF file: unexpected section header size");
+  const std::string table =
+      read(header.e_shoff, std::uint64_t{header.e_shnum} * sizeof(Elf64_Shdr), "the section header table");
 
-  for (std::uint16_t i = 0; i < header.e_shnum; ++i) {
-    const auto shdr = read_at<Elf64_Shdr>(bytes_, header.e_shoff + std::uint64_t{i} * sizeof(Elf64_Shdr),
-                                          "a section header");
+  std::vector<Elf64_Shdr> headers(header.e_shnum);
+  std::memcpy(headers.data(), table.data(), table.size());
+  for (const auto& shdr : headers) {
     sections_.push_back({shdr.sh_type, shdr.sh_addr, shdr.sh_offset, shdr.sh_size});
     if (shdr.sh_type != SHT_NOBITS &&
-        (shdr.sh_offset > bytes_.size() || shdr.sh_size > bytes_.size() - shdr.sh_offset))
+        (shdr.sh_offset > file_size_ || shdr.sh_size > file_size_ - shdr.sh_offset))
       throw std::runtime_error("truncated or corrupt ELF file: a section lies past the end");
   }
 
   std::size_t dynsym = sections_.size();
-  std::uint32_t strtab_index = 0;
-  for (std::uint16_t i = 0; i < header.e_shnum; ++i) {
-    if (sections_[i].type != SHT_DYNSYM) continue;
-    dynsym = i;
-    strtab_index =
-        read_at<Elf64_Shdr>(bytes_, header.e_shoff + std::uint64_t{i} * sizeof(Elf64_Shdr), "").sh_link;
-    break;
-  }
+  for (std::size_t i = 0; i < headers.size(); ++i)
+    if (headers[i].sh_type == SHT_DYNSYM) {
+      dynsym = i;
+      break;
+    }
   if (dynsym == sections_.size()) throw std::runtime_error("a shared library without a dynamic symbol table");
+  const std::uint32_t strtab_index = headers[dynsym].sh_link;
   if (strtab_index >= sections_.size() || sections_[strtab_index].type != SHT_STRTAB)
     throw std::runtime_error("corrupt ELF file: the dynamic symbol table has no string table");
-  const Section& strtab = sections_[strtab_index];
 
+  const Section& strtab_section = sections_[strtab_index];
+  const std::string strtab = read(strtab_section.offset, strtab_section.size, "the dynamic string table");
   const Section& symtab = sections_[dynsym];
-  for (std::uint64_t offset = 0; offset + sizeof(Elf64_Sym) <= symtab.size; offset += sizeof(Elf64_Sym)) {
-    const auto sym = read_at<Elf64_Sym>(bytes_, symtab.offset + offset, "a symbol");
-    const unsigned binding = ELF64_ST_BIND(sym.st_info);
-    const bool exported = (binding == STB_GLOBAL || binding == STB_WEAK) &&
-                          ELF64_ST_VISIBILITY(sym.st_other) == STV_DEFAULT && sym.st_shndx != SHN_UNDEF;
+  const std::string symbols = read(symtab.offset, symtab.size, "the dynamic symbol table");
+  for (std::uint64_t offset = 0; offset + sizeof(Elf64_Sym) <= symbols.size(); offset += sizeof(Elf64_Sym)) {
+    Elf64_Sym sym;
+    std::memcpy(&sym, symbols.data() + offset, sizeof sym);
+    // What dlsym would find: global, weak or GNU-unique bindings, default or protected visibility.
+    const unsigned binding = ELF64_ST_BIND(sym.st_info), visibility = ELF64_ST_VISIBILITY(sym.st_other);
+    const bool exported = (binding == STB_GLOBAL || binding == STB_WEAK || binding == STB_GNU_UNIQUE) &&
+                          (visibility == STV_DEFAULT || visibility == STV_PROTECTED) &&
+                          sym.st_shndx != SHN_UNDEF;
     if (!exported) continue;
-    if (sym.st_name >= strtab.size)
+    if (sym.st_name >= strtab.size())
       throw std::runtime_error("corrupt ELF file: a symbol name lies past its table");
-    const char* name = bytes_.data() + strtab.offset + sym.st_name;
-    const std::size_t max_length = static_cast<std::size_t>(strtab.size - sym.st_name);
-    symbols_.push_back(
-        {std::string(name, strnlen(name, max_length)), sym.st_value, sym.st_size, sym.st_shndx});
+    const char* name = strtab.data() + sym.st_name;
+    symbols_.push_back({std::string(name, strnlen(name, strtab.size() - sym.st_name)), sym.st_value,
+                        sym.st_size, sym.st_shndx, ELF64_ST_TYPE(sym.st_info)});
   }
 }
 
@@ -94,14 +100,14 @@ bool ElfFile::exports(const std::string& name) const {
 
 std::optional<std::string> ElfFile::object_bytes(const std::string& name, std::size_t min_size) const {
   const Symbol* symbol = find(name);
-  if (!symbol || symbol->size < min_size || symbol->section >= sections_.size()) return std::nullopt;
+  if (!symbol || symbol->type != STT_OBJECT || symbol->size < min_size || symbol->section >= sections_.size())
+    return std::nullopt;
   const Section& section = sections_[symbol->section];
   if (section.type == SHT_NOBITS) return std::nullopt;  // zero-initialised: no bytes in the file
   if (symbol->value < section.addr || symbol->value - section.addr > section.size ||
       symbol->size > section.size - (symbol->value - section.addr))
     throw std::runtime_error("corrupt ELF file: symbol '" + name + "' lies outside its section");
-  const std::uint64_t offset = section.offset + (symbol->value - section.addr);
-  return bytes_.substr(static_cast<std::size_t>(offset), static_cast<std::size_t>(symbol->size));
+  return read(section.offset + (symbol->value - section.addr), symbol->size, "a symbol's contents");
 }
 
 }  // namespace latentlab::registry

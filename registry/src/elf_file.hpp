@@ -4,6 +4,7 @@
 // only, which stripped libraries do not have.)
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,7 +13,8 @@ namespace latentlab::registry {
 
 class ElfFile {
  public:
-  // Reads and checks `path`: a 64-bit little-endian ELF shared object with a dynamic symbol table.
+  // Reads and checks `path`: a 64-bit little-endian ELF shared object with section headers and a
+  // dynamic symbol table.
   // Throws std::runtime_error saying what is wrong.
   explicit ElfFile(const std::filesystem::path& path);
 
@@ -27,14 +29,21 @@ class ElfFile {
     std::string name;
     std::uint64_t value, size;
     std::uint16_t section;
+    unsigned type;  // STT_*
   };
   struct Section {
     std::uint32_t type;
     std::uint64_t addr, offset, size;
   };
   const Symbol* find(const std::string& name) const;
+  // `size` bytes at `offset` of the file; throws when they lie past its end. Only the headers and
+  // tables needed are read, never the whole library.
+  std::string read(std::uint64_t offset, std::uint64_t size, const char* what) const;
+  template <class T>
+  T read_struct(std::uint64_t offset, const char* what) const;
 
-  std::string bytes_;
+  mutable std::ifstream in_;
+  std::uint64_t file_size_ = 0;
   std::vector<Section> sections_;
   std::vector<Symbol> symbols_;  // exported and defined only
 };

@@ -101,11 +101,16 @@ bool Registry::load_library(const fs::path& file_given) {
   // 1. Read what it was built against from the file itself; nothing of it runs before this passes.
   try {
     const ElfFile elf(file);
-    if (!elf.exports(LATENTLAB_PLUGIN_ENTRY_SYMBOL) || !elf.exports(LATENTLAB_PLUGIN_ABI_SYMBOL)) {
-      fail(file, std::string("not a LatentLab plugin: it does not export '") +
-                     (elf.exports(LATENTLAB_PLUGIN_ENTRY_SYMBOL) ? LATENTLAB_PLUGIN_ABI_SYMBOL
-                                                                 : LATENTLAB_PLUGIN_ENTRY_SYMBOL) +
+    if (!elf.exports(LATENTLAB_PLUGIN_ENTRY_SYMBOL)) {
+      fail(file, std::string("not a LatentLab plugin: it does not export '") + LATENTLAB_PLUGIN_ENTRY_SYMBOL +
                      "' (define it with LATENTLAB_PLUGIN(...) from <latentlab/plugin.hpp>)");
+      return false;
+    }
+    if (!elf.exports(LATENTLAB_PLUGIN_ABI_SYMBOL)) {
+      fail(file, std::string("it exports '") + LATENTLAB_PLUGIN_ENTRY_SYMBOL + "' but not '" +
+                     LATENTLAB_PLUGIN_ABI_SYMBOL +
+                     "': built with an older LatentLab SDK, or the entry point was written by hand; "
+                     "rebuild it with LATENTLAB_PLUGIN(...) from this LatentLab's <latentlab/plugin.hpp>");
       return false;
     }
     const auto abi_bytes = elf.object_bytes(LATENTLAB_PLUGIN_ABI_SYMBOL, 16);

@@ -181,7 +181,7 @@ TEST(Cli, ScheduleCheckRunsTheConformanceChecks) {
   const auto r = run("schedule cosine --check");
   EXPECT_EQ(r.status, 0) << r.out;
   expect_contains(r.out, "[pass] Eq. 7: sigma^2_{t|s}");
-  expect_contains(r.out, " passed, 0 failed");
+  expect_contains(r.out, " checks passed, 0 failed");
   const auto j = run("schedule custom --check --set 'betas=[0.1,0.2]' --format json", false);
   ASSERT_EQ(j.status, 0) << j.out;
   EXPECT_EQ(nlohmann::json::parse(j.out)["passed"], true);
@@ -200,6 +200,13 @@ TEST(Cli, OptionsBeforeTheCommandAreExplained) {
   const auto r = run("--threads 2 doctor");
   EXPECT_EQ(r.status, 2);
   expect_contains(r.out, "options go after the command");
+}
+
+TEST(Cli, PluginsListJsonStaysCleanWhenAPluginPrintsWhileLoading) {
+  const auto r = run("plugins list --format json --plugin-path " LATENTLAB_FIXTURE_DIR, false);
+  ASSERT_EQ(r.status, 0);
+  const auto parsed = nlohmann::json::parse(r.out);  // throws if the crashing fixture's output leaked in
+  EXPECT_EQ(parsed["not_loaded"].size(), 7u);
 }
 
 TEST(Cli, PluginsListAsJsonAndByDefault) {

@@ -30,8 +30,15 @@ std::shared_ptr<Schedule> make(const std::string& name, const json& params = jso
 // Parameter sets each schedule is checked with; a schedule with required parameters must appear here.
 const std::map<std::string, std::vector<json>>& conformance_params() {
   static const std::map<std::string, std::vector<json>> table = {
-      {"linear", {json::object(), {{"T", 1}}, {{"T", 4000}, {"beta_start", 1e-4}, {"beta_end", 0.02}}}},
-      {"sqrt_linear", {json::object(), {{"T", 50}, {"beta_start", 0.1}, {"beta_end", 0.1}}}},
+      {"linear",
+       {json::object(),
+        {{"T", 1}},
+        {{"T", 4000}, {"beta_start", 1e-4}, {"beta_end", 0.02}},
+        {{"T", 1000000}}}},
+      {"sqrt_linear",
+       {json::object(),
+        {{"T", 50}, {"beta_start", 0.1}, {"beta_end", 0.1}},
+        {{"T", 1000000}, {"beta_start", 1e-4}, {"beta_end", 0.05}}}},
       {"cosine", {json::object(), {{"T", 10}}, {{"T", 2000}, {"s", 0.0}}}},
       {"custom", {{{"betas", {0.5}}}, {{"betas", {1e-4, 0.01, 0.3, 0.9}}}}},
   };
@@ -178,4 +185,15 @@ TEST(ScheduleChecks, DetectTheMistakesAPluginCanMake) {
   const auto rising = latentlab::check_schedule(SnrGoesUp());
   EXPECT_FALSE(check_passed(rising, "SNR(t) strictly decreasing"));
   EXPECT_FALSE(check_passed(rising, "beta_t in (0, 1)"));
+}
+
+TEST(ScheduleChecks, InfiniteLogAlphaIsCaught) {
+  class Infinite : public LinearLogAlpha {
+   public:
+    double log_alpha2(std::int64_t t) const override {
+      check_t(t);
+      return t == 20 ? -std::numeric_limits<double>::infinity() : LinearLogAlpha::log_alpha2(t);
+    }
+  };
+  EXPECT_FALSE(check_passed(latentlab::check_schedule(Infinite()), "log alpha_t^2 finite"));
 }

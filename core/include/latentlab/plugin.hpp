@@ -14,6 +14,7 @@
 //                                [](const latentlab::Params& p) { return std::make_unique<Mine>(p); });
 //   }
 //   LATENTLAB_PLUGIN("my-plugins", "0.1.0", register_factories)
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,6 +49,11 @@ struct PluginAbi {
   std::int32_t json_version_minor;
   char torch_version[32];  // TORCH_VERSION, for messages
 };
+
+// The host reads this record from plugin files byte by byte: its layout is part of the SDK API.
+static_assert(sizeof(PluginAbi) == 68, "PluginAbi layout changed: bump LATENTLAB_SDK_API_VERSION");
+static_assert(offsetof(PluginAbi, api_version) == 8 && offsetof(PluginAbi, struct_size) == 12,
+              "PluginAbi must start with magic, api_version, struct_size");
 
 inline constexpr char kPluginAbiMagic[8] = {'L', 'L', 'P', 'L', 'U', 'G', 'I', 'N'};
 
