@@ -3,6 +3,7 @@
 // function, and a file that is not a shared library. The test process must survive all of them.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -149,6 +150,17 @@ TEST(Registry, StaticInitialiserThatCrashesIsReportedAndTheHostSurvives) {
   expect_contains(reason, "the host is unharmed");
   expect_contains(reason, "its last output on stderr: fixture_crashing_init: about to crash");
   EXPECT_THROW(registry.find("schedule", "fixture_crashing"), ConfigError);
+}
+
+TEST(Registry, CrashIsCaughtEvenWhenChildrenAreReapedElsewhere) {
+  // With SIGCHLD ignored the kernel reaps the probe itself and waitpid cannot report its status; the
+  // status pipe still tells that it did not come through.
+  const auto previous = std::signal(SIGCHLD, SIG_IGN);
+  Registry registry;
+  const bool loaded = registry.load_library(fixture("fixture_crashing_init"));
+  std::signal(SIGCHLD, previous);
+  EXPECT_FALSE(loaded);
+  expect_contains(reason_for(registry, fixture("fixture_crashing_init")), "while being loaded");
 }
 
 TEST(Registry, RegisterFunctionThatHangsIsReportedAfterTheTimeout) {

@@ -9,6 +9,9 @@
 // neither crashes nor hangs; it loads in-process with every symbol resolved; its register function
 // succeeds; and no kind+name it registers is already provided by another library. A library that
 // fails any check contributes nothing, and the reason is kept. Libraries are never unloaded.
+//
+// The probe forks: load plugins while the process has one thread (as the host does, before any
+// compute), or a probe may deadlock on a lock another thread held and be reported as hung.
 #include <chrono>
 #include <filesystem>
 #include <memory>
