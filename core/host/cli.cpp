@@ -56,7 +56,7 @@ int hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-int apply_common_options(const CommonOptions& common) {
+void apply_logging(const CommonOptions& common) {
   // Logs go to stderr so that stdout carries only the command's output (tables, CSV, JSON).
   auto logger = spdlog::get("latentlab");
   if (!logger) {
@@ -69,10 +69,12 @@ int apply_common_options(const CommonOptions& common) {
     throw ConfigError("--log-level: unknown level \"" + common.log_level +
                       "\"; use trace, debug, info, warn, error or off");
   spdlog::set_level(level);
-
   if (common.threads < 0)
     throw ConfigError("--threads: must be >= 0 (0 picks automatically), got " +
                       std::to_string(common.threads));
+}
+
+int apply_threads(const CommonOptions& common) {
   int threads = common.threads;
   if (threads == 0) {
     threads = hardware_threads();
@@ -84,6 +86,11 @@ int apply_common_options(const CommonOptions& common) {
   // LibTorch as packaged by Debian starts with one intra-op thread; use the machine.
   at::set_num_threads(threads);
   return at::get_num_threads();
+}
+
+int apply_common_options(const CommonOptions& common) {
+  apply_logging(common);
+  return apply_threads(common);
 }
 
 std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common, bool warn_failures) {

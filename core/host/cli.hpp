@@ -35,7 +35,12 @@ bool parse_command_line(const std::string& command, const std::vector<std::strin
                         const po::positional_options_description& positional, const std::string& usage,
                         const std::string& summary, po::variables_map& vm);
 
-// Applies --log-level and --threads. Returns the intra-op thread count now in use.
+// Applies --log-level and checks --threads (a ConfigError when negative).
+void apply_logging(const CommonOptions& common);
+// Applies --threads. Commands that load plugins call it after load_registry: the registry's probe
+// forks, which is cleanest before LibTorch starts its thread pools. Returns the intra-op thread count.
+int apply_threads(const CommonOptions& common);
+// Both, for commands without plugins.
 int apply_common_options(const CommonOptions& common);
 
 // A registry with the built-in folder, LATENTLAB_PLUGIN_PATH and --plugin-path loaded. Libraries that

@@ -143,8 +143,9 @@ int run_doctor(const Args& args) {
                           "and says how to fix each problem. Exit status 1 when something failed.",
                           vm))
     return kOk;
-  const int threads = apply_common_options(common);
+  apply_logging(common);
   const auto registry = load_registry(common, /*warn_failures=*/false);
+  const int threads = apply_threads(common);
 
   Report report;
   check_threads(report, threads);

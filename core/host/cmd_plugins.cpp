@@ -112,8 +112,9 @@ int run_plugins(const Args& args) {
       throw ConfigError("--kind: unknown kind '" + kind + "'" + did_you_mean(kind, kinds) +
                         "; kinds: " + join(kinds));
   }
-  apply_common_options(common);
+  apply_logging(common);
   const auto registry = load_registry(common, /*warn_failures=*/false);
+  apply_threads(common);
 
   if (action == "list") {
     if (!name.empty())

@@ -79,8 +79,9 @@ int run_schedule(const Args& args) {
                       did_you_mean(format, {"table", "csv", "json"}));
   if (every < 1) throw ConfigError("--every: must be >= 1, got " + std::to_string(every));
 
-  apply_common_options(common);
+  apply_logging(common);
   const auto registry = load_registry(common);
+  apply_threads(common);
   const nlohmann::json params = parse_parameter_overrides(params_json, sets);
   const std::string path = "schedule." + name;
   const auto& entry = registry->find(Schedule::kKind, name);
