@@ -13,3 +13,4 @@ run plugins list
 run plugins show linear
 run schedule linear --every 100
 run schedule cosine --every 100
+run schedule cosine --check

@@ -123,8 +123,9 @@ void check_plugins(Report& report, const registry::Registry& registry) {
                 "build the project (cmake --build build) or reinstall; the host looks next to itself");
   else
     report.line(Status::Ok, "plugins: " + std::to_string(registry.entries().size()) + " from " +
-                                std::to_string(registry.loaded().size()) + " libraries (built-in folder " +
-                                builtin.string() + ")");
+                                std::to_string(registry.loaded().size()) +
+                                (registry.loaded().size() == 1 ? " library" : " libraries") +
+                                " (built-in folder " + builtin.string() + ")");
   for (const auto& failure : registry.failed())
     report.line(Status::Fail, "plugin library " + failure.path.string() + " not loaded: " + failure.reason,
                 "rebuild it against this LatentLab, or remove it from the plugin path");
