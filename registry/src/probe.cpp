@@ -36,8 +36,7 @@ constexpr std::size_t kStderrTail = 2000;  // characters of the child's stderr k
     if (auto* entry = reinterpret_cast<PluginEntryFn*>(::dlsym(handle, LATENTLAB_PLUGIN_ENTRY_SYMBOL))) {
       try {
         const PluginDescription* description = entry();
-        if (description && description->api_version == LATENTLAB_SDK_API_VERSION &&
-            description->struct_size == sizeof(PluginDescription) && description->register_factories) {
+        if (description && description->register_factories) {
           Registrar registrar;
           description->register_factories(registrar);
         }

@@ -21,7 +21,9 @@ namespace {
 // else what differs and how to fix it.
 std::string check_abi(const std::string& bytes) {
   PluginAbi abi{};
-  if (bytes.size() < 16 || std::memcmp(bytes.data(), kPluginAbiMagic, sizeof kPluginAbiMagic) != 0)
+  std::uint64_t magic = 0;
+  if (bytes.size() >= sizeof magic) std::memcpy(&magic, bytes.data(), sizeof magic);
+  if (bytes.size() < 16 || magic != kPluginAbiMagic)
     return std::string("corrupt plugin: '") + LATENTLAB_PLUGIN_ABI_SYMBOL +
            "' does not start with the magic bytes";
   std::uint32_t api_version = 0, struct_size = 0;
@@ -172,28 +174,13 @@ bool Registry::load_library(const fs::path& file_given) {
     fail(file, "its entry point returned no description");
     return false;
   }
-  if (description->api_version != LATENTLAB_SDK_API_VERSION) {
-    fail(file, "incompatible SDK API version (plugin: " + std::to_string(description->api_version) +
-                   ", host: " + std::to_string(LATENTLAB_SDK_API_VERSION) +
-                   "); rebuild the plugin against this LatentLab's SDK");
-    return false;
-  }
-  if (description->struct_size != sizeof(PluginDescription)) {
-    fail(file, "corrupt plugin description (size " + std::to_string(description->struct_size) +
-                   ", expected " + std::to_string(sizeof(PluginDescription)) +
-                   "); rebuild the plugin against this LatentLab's SDK");
-    return false;
-  }
+  // Its versions were checked from the file (step 1); the description adds who it is.
   const std::string name = description->name ? description->name : "";
-  const std::string torch_version = description->torch_version ? description->torch_version : "?";
-  if (description->torch_version_major != TORCH_VERSION_MAJOR ||
-      description->torch_version_minor != TORCH_VERSION_MINOR) {
-    fail(file,
-         "built against LibTorch " + torch_version + " but the host uses LibTorch " + TORCH_VERSION +
-             "; major.minor must match: rebuild the plugin against the host's LibTorch",
-         name);
-    return false;
-  }
+  const std::string torch_version =
+      description->abi
+          ? std::string(description->abi->torch_version,
+                        strnlen(description->abi->torch_version, sizeof description->abi->torch_version))
+          : "?";
   if (!description->register_factories) {
     fail(file, "its description has no register function", name);
     return false;

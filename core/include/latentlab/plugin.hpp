@@ -29,17 +29,20 @@
 #include "latentlab/params.hpp"
 #include "latentlab/sdk_version.hpp"
 
-// Bumped whenever an SDK interface or PluginDescription changes in a way that breaks plugins.
+// Bumped whenever an SDK interface, PluginAbi or PluginDescription changes in a way that breaks plugins.
 #define LATENTLAB_SDK_API_VERSION 1
 #define LATENTLAB_PLUGIN_ENTRY_SYMBOL "latentlab_plugin_entry"
 #define LATENTLAB_PLUGIN_ABI_SYMBOL "latentlab_plugin_abi"
 
 namespace latentlab {
 
+// "LLPLUGIN" read as a little-endian 64-bit number: the first bytes of every ABI record.
+inline constexpr std::uint64_t kPluginAbiMagic = 0x4e4947554c504c4cULL;
+
 // What a plugin was compiled against, as a constant in the library file (no pointers, so the host
 // reads it without loading the library). `magic` and `api_version` stay first in every SDK version.
 struct PluginAbi {
-  char magic[8];              // "LLPLUGIN"
+  std::uint64_t magic;        // kPluginAbiMagic
   std::uint32_t api_version;  // LATENTLAB_SDK_API_VERSION
   std::uint32_t struct_size;  // sizeof(PluginAbi)
   std::int32_t torch_version_major;
@@ -51,25 +54,19 @@ struct PluginAbi {
 };
 
 // The host reads this record from plugin files byte by byte: its layout is part of the SDK API.
-static_assert(sizeof(PluginAbi) == 68, "PluginAbi layout changed: bump LATENTLAB_SDK_API_VERSION");
+static_assert(sizeof(PluginAbi) == 72, "PluginAbi layout changed: bump LATENTLAB_SDK_API_VERSION");
 static_assert(offsetof(PluginAbi, api_version) == 8 && offsetof(PluginAbi, struct_size) == 12,
               "PluginAbi must start with magic, api_version, struct_size");
-
-inline constexpr char kPluginAbiMagic[8] = {'L', 'L', 'P', 'L', 'U', 'G', 'I', 'N'};
 
 class Registrar;
 using RegisterFn = void (*)(Registrar&);
 
-// Returned by a library's entry point. `api_version` stays the first member in every SDK version
-// so that the host can read it from any plugin before trusting the rest.
+// Returned by a library's entry point: its ABI record (SDK API and LibTorch versions, already checked
+// by the host from the file) and who the library is.
 struct PluginDescription {
-  std::uint32_t api_version;  // LATENTLAB_SDK_API_VERSION the plugin was built with
-  std::uint32_t struct_size;  // sizeof(PluginDescription) the plugin was built with
-  int torch_version_major;
-  int torch_version_minor;
-  const char* torch_version;  // full LibTorch version string, for messages
-  const char* name;           // library name, e.g. "latentlab-schedules"
-  const char* version;        // library version, e.g. "0.1.0"
+  const PluginAbi* abi;  // the library's latentlab_plugin_abi
+  const char* name;      // library name, e.g. "latentlab-schedules"
+  const char* version;   // library version, e.g. "0.1.0"
   RegisterFn register_factories;
 };
 
@@ -114,28 +111,28 @@ class LATENTLAB_API Registrar {
 
 }  // namespace latentlab
 
-// Defines the library's ABI constant and entry point. Use once per plugin library, at namespace scope.
-#define LATENTLAB_PLUGIN(NAME, VERSION, REGISTER_FN)                                                      \
+// Defines the library's ABI record and entry point with the given versions. Plugins use
+// LATENTLAB_PLUGIN below; the registry's tests use this to make libraries with mismatched versions.
+#define LATENTLAB_DETAIL_DEFINE_PLUGIN(API, TORCH_MAJOR, TORCH_MINOR, TORCH_STRING, NAME, VERSION,        \
+                                       REGISTER_FN)                                                       \
   extern "C" __attribute__((visibility("default"))) const ::latentlab::PluginAbi latentlab_plugin_abi = { \
-      {'L', 'L', 'P', 'L', 'U', 'G', 'I', 'N'},                                                           \
-      LATENTLAB_SDK_API_VERSION,                                                                          \
+      ::latentlab::kPluginAbiMagic,                                                                       \
+      API,                                                                                                \
       static_cast<std::uint32_t>(sizeof(::latentlab::PluginAbi)),                                         \
-      TORCH_VERSION_MAJOR,                                                                                \
-      TORCH_VERSION_MINOR,                                                                                \
+      TORCH_MAJOR,                                                                                        \
+      TORCH_MINOR,                                                                                        \
       _GLIBCXX_USE_CXX11_ABI,                                                                             \
       NLOHMANN_JSON_VERSION_MAJOR,                                                                        \
       NLOHMANN_JSON_VERSION_MINOR,                                                                        \
-      TORCH_VERSION};                                                                                     \
+      TORCH_STRING};                                                                                      \
   extern "C" __attribute__((visibility("default"))) const ::latentlab::PluginDescription*                 \
   latentlab_plugin_entry() {                                                                              \
-    static const ::latentlab::PluginDescription description{                                              \
-        LATENTLAB_SDK_API_VERSION,                                                                        \
-        static_cast<std::uint32_t>(sizeof(::latentlab::PluginDescription)),                               \
-        TORCH_VERSION_MAJOR,                                                                              \
-        TORCH_VERSION_MINOR,                                                                              \
-        TORCH_VERSION,                                                                                    \
-        NAME,                                                                                             \
-        VERSION,                                                                                          \
-        REGISTER_FN};                                                                                     \
+    static const ::latentlab::PluginDescription description{&latentlab_plugin_abi, NAME, VERSION,         \
+                                                            REGISTER_FN};                                 \
     return &description;                                                                                  \
   }
+
+// Defines the library's ABI record and entry point. Use once per plugin library, at namespace scope.
+#define LATENTLAB_PLUGIN(NAME, VERSION, REGISTER_FN)                                                  \
+  LATENTLAB_DETAIL_DEFINE_PLUGIN(LATENTLAB_SDK_API_VERSION, TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, \
+                                 TORCH_VERSION, NAME, VERSION, REGISTER_FN)
