@@ -29,6 +29,12 @@ std::string reason_for(const Registry& registry, const fs::path& file) {
   return {};
 }
 
+// Loads `file`, expects the registry to reject it, and returns the recorded reason.
+std::string rejected(Registry& registry, const fs::path& file) {
+  EXPECT_FALSE(registry.load_library(file)) << file;
+  return reason_for(registry, file);
+}
+
 void expect_contains(const std::string& text, const std::string& part) {
   EXPECT_NE(text.find(part), std::string::npos) << "missing \"" << part << "\" in: " << text;
 }
@@ -59,8 +65,7 @@ TEST(Registry, LoadingTheSameFileTwiceIsANoOp) {
 
 TEST(Registry, LibraryWithoutEntryPointIsRejectedWithoutRunningIt) {
   Registry registry;
-  EXPECT_FALSE(registry.load_library(fixture("fixture_no_entry")));
-  const auto reason = reason_for(registry, fixture("fixture_no_entry"));
+  const auto reason = rejected(registry, fixture("fixture_no_entry"));
   expect_contains(reason, "does not export 'latentlab_plugin_entry'");
   expect_contains(reason, "LATENTLAB_PLUGIN");
 }
@@ -68,8 +73,7 @@ TEST(Registry, LibraryWithoutEntryPointIsRejectedWithoutRunningIt) {
 TEST(Registry, WrongApiVersionIsRejectedWithoutLoadingIt) {
   // The fixture's static initialiser aborts the process if it is ever loaded, here or in the probe.
   Registry registry;
-  EXPECT_FALSE(registry.load_library(fixture("fixture_wrong_api")));
-  const auto reason = reason_for(registry, fixture("fixture_wrong_api"));
+  const auto reason = rejected(registry, fixture("fixture_wrong_api"));
   expect_contains(reason,
                   "incompatible SDK API version (plugin: " + std::to_string(LATENTLAB_SDK_API_VERSION + 998) +
                       ", host: " + std::to_string(LATENTLAB_SDK_API_VERSION) + ")");
@@ -78,8 +82,7 @@ TEST(Registry, WrongApiVersionIsRejectedWithoutLoadingIt) {
 
 TEST(Registry, WrongTorchVersionIsRejectedWithoutLoadingIt) {
   Registry registry;  // as above: loading it would abort
-  EXPECT_FALSE(registry.load_library(fixture("fixture_wrong_torch")));
-  const auto reason = reason_for(registry, fixture("fixture_wrong_torch"));
+  const auto reason = rejected(registry, fixture("fixture_wrong_torch"));
   expect_contains(reason, "built against LibTorch 9.0.0 but the host uses LibTorch " TORCH_VERSION);
   expect_contains(reason, "major.minor must match");
 }
@@ -87,8 +90,7 @@ TEST(Registry, WrongTorchVersionIsRejectedWithoutLoadingIt) {
 TEST(Registry, DuplicateNameIsRejectedNamingBothFiles) {
   Registry registry;
   ASSERT_TRUE(registry.load_library(fixture("fixture_good")));
-  EXPECT_FALSE(registry.load_library(fixture("fixture_duplicate")));
-  const auto reason = reason_for(registry, fixture("fixture_duplicate"));
+  const auto reason = rejected(registry, fixture("fixture_duplicate"));
   expect_contains(reason, "registers schedule 'fixture_constant'");
   expect_contains(reason, fs::canonical(fixture("fixture_good")).string() + " already provides");
   // The first library keeps the name.
@@ -112,8 +114,7 @@ TEST(Registry, ThrowingFactoryBecomesAnErrorNamingPluginAndLibrary) {
 
 TEST(Registry, ThrowingRegisterFunctionContributesNothing) {
   Registry registry;
-  EXPECT_FALSE(registry.load_library(fixture("fixture_throwing_register")));
-  expect_contains(reason_for(registry, fixture("fixture_throwing_register")),
+  expect_contains(rejected(registry, fixture("fixture_throwing_register")),
                   "its register function failed: deliberate failure while registering");
   EXPECT_TRUE(registry.entries().empty());
   EXPECT_THROW(registry.find("schedule", "fixture_half_registered"), ConfigError);
@@ -121,8 +122,7 @@ TEST(Registry, ThrowingRegisterFunctionContributesNothing) {
 
 TEST(Registry, FileThatIsNotALibraryIsRejected) {
   Registry registry;
-  EXPECT_FALSE(registry.load_library(fixture("fixture_not_a_library")));
-  expect_contains(reason_for(registry, fixture("fixture_not_a_library")), "not a shared library");
+  expect_contains(rejected(registry, fixture("fixture_not_a_library")), "not a shared library");
 }
 
 TEST(Registry, TruncatedLibraryIsRejected) {
@@ -137,15 +137,13 @@ TEST(Registry, TruncatedLibraryIsRejected) {
     std::ofstream(truncated, std::ios::binary) << head;
   }
   Registry registry;
-  EXPECT_FALSE(registry.load_library(truncated));
-  EXPECT_FALSE(reason_for(registry, truncated).empty());
+  EXPECT_FALSE(rejected(registry, truncated).empty());
   fs::remove_all(dir);
 }
 
 TEST(Registry, StaticInitialiserThatCrashesIsReportedAndTheHostSurvives) {
   Registry registry;
-  EXPECT_FALSE(registry.load_library(fixture("fixture_crashing_init")));
-  const auto reason = reason_for(registry, fixture("fixture_crashing_init"));
+  const auto reason = rejected(registry, fixture("fixture_crashing_init"));
   expect_contains(reason, "crashed with signal 11");
   expect_contains(reason, "the host is unharmed");
   expect_contains(reason, "its last output on stderr: fixture_crashing_init: about to crash");
@@ -166,8 +164,7 @@ TEST(Registry, CrashIsCaughtEvenWhenChildrenAreReapedElsewhere) {
 TEST(Registry, RegisterFunctionThatHangsIsReportedAfterTheTimeout) {
   Registry registry(latentlab::registry::RegistryOptions{true, std::chrono::milliseconds(1500)});
   const fs::path file = fs::path(LATENTLAB_FIXTURE_EXTRA_DIR) / "fixture_hanging_register.so";
-  EXPECT_FALSE(registry.load_library(file));
-  expect_contains(reason_for(registry, file), "hung for more than 1.5 s while being loaded");
+  expect_contains(rejected(registry, file), "hung for more than 1.5 s while being loaded");
 }
 
 TEST(Registry, StrippedLibraryLoads) {
