@@ -13,9 +13,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// Evenly spaced values from `first` to `last` inclusive, computed as torch.linspace does on the CPU
-// (the first half forwards from `first`, the second half backwards from `last`), so that betas match
-// the reference LDM code to the last bit.
+// Evenly spaced values from `first` to `last` inclusive, with torch.linspace's CPU formula (the first
+// half forwards from `first`, the second half backwards from `last`), so that betas agree with the
+// reference LDM code to within an ulp.
 std::vector<double> linspace(double first, double last, std::int64_t count) {
   std::vector<double> out(static_cast<std::size_t>(count));
   if (count == 1) {
