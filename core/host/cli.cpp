@@ -30,11 +30,12 @@ void add_common_options(po::options_description& options, CommonOptions& common)
 }
 
 bool parse_command_line(const std::string& command, const std::vector<std::string>& args,
-                        const po::options_description& options,
-                        const po::positional_options_description& positional, const std::string& usage,
-                        const std::string& summary, po::variables_map& vm) {
+                        const po::options_description& options, const Positionals& positionals,
+                        const std::string& usage, const std::string& summary, po::variables_map& vm) {
   try {
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+    po::options_description all;
+    all.add(options).add(positionals.options);
+    po::store(po::command_line_parser(args).options(all).positional(positionals.order).run(), vm);
     if (vm.count("help")) {
       std::cout << "Usage: " << usage << "\n\n" << summary << "\n\n" << options << "\n";
       return false;

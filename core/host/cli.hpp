@@ -28,12 +28,23 @@ struct CommonOptions {
 
 void add_common_options(po::options_description& options, CommonOptions& common);
 
+// A command's positional arguments (NAME, ...): parsed like options, left out of --help, where the
+// usage line names them.
+struct Positionals {
+  po::options_description options;
+  po::positional_options_description order;
+  Positionals& add(const char* name, const po::value_semantic* value) {
+    options.add_options()(name, value);
+    order.add(name, 1);
+    return *this;
+  }
+};
+
 // Parses `args` for a subcommand. Returns false when --help was given (help already printed).
 // Throws ConfigError on bad arguments, naming the command and pointing to --help.
 bool parse_command_line(const std::string& command, const std::vector<std::string>& args,
-                        const po::options_description& options,
-                        const po::positional_options_description& positional, const std::string& usage,
-                        const std::string& summary, po::variables_map& vm);
+                        const po::options_description& options, const Positionals& positionals,
+                        const std::string& usage, const std::string& summary, po::variables_map& vm);
 
 // Applies --log-level and checks --threads (a ConfigError when negative).
 void apply_logging(const CommonOptions& common);

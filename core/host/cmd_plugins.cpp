@@ -82,14 +82,12 @@ int run_plugins(const Args& args) {
   po::options_description options("Options");
   // clang-format off
   options.add_options()
-      ("action", po::value(&action), "list or show")
-      ("name", po::value(&name), "plugin name (for show)")
       ("kind", po::value(&kind), "plugin kind, when a name exists in several kinds")
       ("format", po::value(&format)->default_value("table"), "table or json");
   // clang-format on
   add_common_options(options, common);
-  po::positional_options_description positional;
-  positional.add("action", 1).add("name", 1);
+  Positionals positional;
+  positional.add("action", po::value(&action)).add("name", po::value(&name));
   po::variables_map vm;
   const std::string usage =
       "latentlab plugins [list] [--format table|json] [--plugin-path DIR]...\n"

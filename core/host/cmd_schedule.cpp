@@ -52,7 +52,6 @@ int run_schedule(const Args& args) {
   po::options_description options("Options");
   // clang-format off
   options.add_options()
-      ("name", po::value(&name), "schedule plugin name (see `latentlab plugins list`)")
       ("set", po::value(&sets)->composing(), "parameter override key=value; repeatable (e.g. --set T=500)")
       ("params", po::value(&params_json), "parameters as a JSON object (e.g. '{\"T\": 500}')")
       ("format", po::value(&format)->default_value("table"), "table, csv or json")
@@ -60,15 +59,16 @@ int run_schedule(const Args& args) {
       ("check", po::bool_switch(&check), "run the schedule conformance checks instead (exit 1 on failure)");
   // clang-format on
   add_common_options(options, common);
-  po::positional_options_description positional;
-  positional.add("name", 1);
+  Positionals positional;
+  positional.add("name", po::value(&name));
   po::variables_map vm;
   const std::string usage =
       "latentlab schedule NAME [--set key=value]... [--params JSON] [--format table|csv|json] [--every N]\n"
       "       latentlab schedule NAME --check [--set key=value]... [--format table|json]";
   if (!parse_command_line("schedule", args, options, positional, usage,
                           "Prints, for t = 1..T, the columns t, beta, alpha, sigma and log_snr (natural "
-                          "log of alpha^2/sigma^2) of a noise schedule plugin. csv and json carry full "
+                          "log of alpha^2/sigma^2) of a noise schedule plugin (NAME: see `latentlab plugins "
+                          "list`). csv and json carry full "
                           "double precision. With --check, runs the conformance checks every schedule "
                           "must pass (Eq. 4, 6, 7) and reports each.",
                           vm))

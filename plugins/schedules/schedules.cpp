@@ -30,16 +30,16 @@ std::vector<double> linspace(double first, double last, std::int64_t count) {
   return out;
 }
 
-void check_ordered(const Params& params, const char* kind) {
+void check_ordered(const Params& params) {
   const double start = params.get_float("beta_start"), end = params.get_float("beta_end");
   if (start > end)
-    throw ConfigError(std::string(kind) + " schedule: beta_start (" + format_number(start) +
-                      ") must not exceed beta_end (" + format_number(end) + ")");
+    throw ConfigError("beta_start (" + format_number(start) + ") must not exceed beta_end (" +
+                      format_number(end) + ")");
 }
 
 // `linear`: linear in sqrt(beta), LDM's default: beta = linspace(sqrt(b0), sqrt(b1), T)^2.
 std::vector<double> linear_betas(const Params& params) {
-  check_ordered(params, "linear");
+  check_ordered(params);
   auto betas = linspace(std::sqrt(params.get_float("beta_start")), std::sqrt(params.get_float("beta_end")),
                         params.get_int("T"));
   for (auto& b : betas) b = b * b;
@@ -48,7 +48,7 @@ std::vector<double> linear_betas(const Params& params) {
 
 // `sqrt_linear`: linear in beta (DDPM's original schedule): beta = linspace(b0, b1, T).
 std::vector<double> sqrt_linear_betas(const Params& params) {
-  check_ordered(params, "sqrt_linear");
+  check_ordered(params);
   return linspace(params.get_float("beta_start"), params.get_float("beta_end"), params.get_int("T"));
 }
 

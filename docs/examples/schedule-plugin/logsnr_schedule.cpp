@@ -20,7 +20,7 @@ class LogSnrLinear final : public latentlab::Schedule {
         lambda_max_(params.get_float("lambda_max")),
         lambda_min_(params.get_float("lambda_min")) {
     if (!(lambda_min_ < lambda_max_))
-      throw latentlab::ConfigError("logsnr_linear: lambda_min (" + latentlab::format_number(lambda_min_) +
+      throw latentlab::ConfigError("lambda_min (" + latentlab::format_number(lambda_min_) +
                                    ") must be below lambda_max (" + latentlab::format_number(lambda_max_) +
                                    ")");
   }
