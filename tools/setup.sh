@@ -13,6 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libstb-dev                        # PNG/JPEG decoding and encoding
+  zlib1g-dev                        # gzip-compressed IDX files (Fashion-MNIST)
   dataset-fashion-mnist             # real data for the quick start and tests
 )
 

@@ -11,6 +11,8 @@ int run_version(const Args& args);
 int run_plugins(const Args& args);
 int run_schedule(const Args& args);
 int run_doctor(const Args& args);
+int run_train_denoiser(const Args& args);
+int run_bench(const Args& args);
 
 // `latentlab --version` text.
 void print_version();

@@ -1,0 +1,161 @@
+// `latentlab bench denoiser`: training and sampling throughput of the UNet denoiser, as JSON.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <sstream>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "latentlab/error.hpp"
+#include "latentlab/nn/unet.hpp"
+#include "latentlab/strings.hpp"
+
+namespace latentlab::host {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The benchmark UNet of docs/benchmarks.md (issue 3's performance target).
+const char* const kDefaultUNet = R"({"in_channels": 4, "out_channels": 4, "model_channels": 64,
+  "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [1, 2],
+  "num_head_channels": 32, "transformer_depth": 1, "context_dim": 64})";
+
+std::vector<std::int64_t> parse_int_list(const std::string& text, const std::string& option) {
+  std::vector<std::int64_t> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    try {
+      std::size_t used = 0;
+      const auto value = std::stoll(item, &used);
+      if (used != item.size() || value < 1) throw std::invalid_argument(item);
+      values.push_back(value);
+    } catch (const std::exception&) {
+      throw ConfigError(option + ": expected positive integers separated by commas, got '" + text + "'");
+    }
+  }
+  if (values.empty()) throw ConfigError(option + ": expected at least one value");
+  return values;
+}
+
+// Median seconds per call of `fn` over `repeats` rounds, each running at least `min_seconds`.
+template <class Fn>
+double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
+  std::vector<double> per_call;
+  for (int r = 0; r < repeats; ++r) {
+    std::int64_t calls = 0;
+    const auto start = Clock::now();
+    double elapsed = 0;
+    do {
+      fn();
+      ++calls;
+      elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    } while (elapsed < min_seconds);
+    per_call.push_back(elapsed / static_cast<double>(calls));
+  }
+  std::sort(per_call.begin(), per_call.end());
+  return per_call[per_call.size() / 2];
+}
+
+int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
+                       const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
+                       double min_seconds, int threads) {
+  nlohmann::json unet_input;
+  try {
+    unet_input = nlohmann::json::parse(unet_json);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError("--unet: not valid JSON: " + std::string(e.what()));
+  }
+  const auto config = nn::UNetConfig::from_json(unet_input, "--unet");
+  if (shape.size() != 3) throw ConfigError("--shape: expected C,H,W");
+  if (shape[0] != config.in_channels)
+    throw ConfigError("--shape: " + std::to_string(shape[0]) + " channels, but the UNet's in_channels is " +
+                      std::to_string(config.in_channels));
+  torch::manual_seed(0);
+  nn::UNet model(config);
+  auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto batch : batches) {
+    const auto x = torch::randn({batch, shape[0], shape[1], shape[2]});
+    const auto t = torch::randint(1, 1001, {batch}, torch::kLong);
+    const auto context = config.use_spatial_transformer ? torch::randn({batch, context_tokens, config.context_dim})
+                                                        : torch::Tensor();
+    const auto labels = config.num_classes > 0 ? torch::randint(0, config.num_classes, {batch}, torch::kLong)
+                                               : torch::Tensor();
+    const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]});
+    auto train_step = [&] {
+      optimizer.zero_grad();
+      const auto loss = (model->forward(x, t, context, {}, labels) - target).pow(2).mean();
+      loss.backward();
+      optimizer.step();
+    };
+    auto denoise = [&] {
+      torch::NoGradGuard no_grad;
+      model->forward(x, t, context, {}, labels);
+    };
+    model->train();
+    train_step();  // warm-up: allocations, first-call dispatch
+    const double train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
+    model->eval();
+    denoise();
+    const double denoise_seconds = median_seconds_per_call(denoise, repeats, min_seconds);
+    const double b = static_cast<double>(batch);
+    results.push_back({{"batch", batch},
+                       {"params", model->num_parameters()},
+                       {"train_samples_per_s", b / train_seconds},
+                       {"denoise_evals_per_s", b / denoise_seconds},
+                       {"train_step_ms", 1e3 * train_seconds},
+                       {"denoise_call_ms", 1e3 * denoise_seconds},
+                       {"threads", threads},
+                       {"repeats", repeats}});
+    spdlog::info("batch {}: {:.1f} train samples/s, {:.1f} denoiser evaluations/s", batch, b / train_seconds,
+                 b / denoise_seconds);
+  }
+  std::cout << results.dump(2) << "\n";
+  return kOk;
+}
+
+}  // namespace
+
+int run_bench(const Args& args) {
+  CommonOptions common;
+  std::string what, unet_json = kDefaultUNet, shape_text = "4,8,8", batch_text = "1,64";
+  std::int64_t context_tokens = 1;
+  int repeats = 7;
+  double min_seconds = 1.0;
+  po::options_description options("Options");
+  // clang-format off
+  options.add_options()
+      ("unet", po::value(&unet_json), "UNet hyperparameters as JSON, LDM names (default: the benchmark UNet of docs/benchmarks.md)")
+      ("shape", po::value(&shape_text)->default_value("4,8,8"), "latent shape C,H,W")
+      ("context-tokens", po::value(&context_tokens)->default_value(1), "conditioning tokens M (context [B, M, context_dim])")
+      ("batch", po::value(&batch_text)->default_value("1,64"), "batch sizes, comma-separated")
+      ("repeats", po::value(&repeats)->default_value(7), "timed rounds per measurement; the median is reported")
+      ("min-seconds", po::value(&min_seconds)->default_value(1.0), "minimum duration of one timed round");
+  // clang-format on
+  add_common_options(options, common);
+  Positionals positional;
+  positional.add("what", po::value(&what));
+  po::variables_map vm;
+  const std::string usage =
+      "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] [--threads N]";
+  if (!parse_command_line("bench", args, options, positional, usage,
+                          "Measures the UNet denoiser on random data and prints a JSON list, one object per batch "
+                          "size: batch, params, train_samples_per_s (forward, backward, AdamW step) and "
+                          "denoise_evals_per_s (forward without gradients), each the median of --repeats rounds.",
+                          vm))
+    return kOk;
+  if (what != "denoiser")
+    throw ConfigError("bench: what to measure? Only `denoiser` exists" +
+                      (what.empty() ? std::string() : ", got '" + what + "'" + did_you_mean(what, {"denoiser"})) +
+                      ". Usage: " + usage);
+  if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
+  if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
+  const int threads = apply_common_options(common);
+  return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json, parse_int_list(shape_text, "--shape"),
+                            context_tokens, repeats, min_seconds, threads);
+}
+
+}  // namespace latentlab::host

@@ -1,0 +1,21 @@
+#pragma once
+// Writing files so that a crash never leaves a half-written one under the final name.
+#include <filesystem>
+#include <functional>
+
+#include <torch/torch.h>
+
+#include "latentlab/export.hpp"
+
+namespace latentlab {
+
+// Writes `path` by calling `write(temporary)` on a temporary name in the same folder, flushing it to
+// disk, then renaming it over `path`. The old file stays intact until the rename.
+LATENTLAB_API void write_atomically(const std::filesystem::path& path,
+                                    const std::function<void(const std::filesystem::path&)>& write);
+
+// Saves `archive` to `path` atomically.
+LATENTLAB_API void save_archive_atomically(torch::serialize::OutputArchive& archive,
+                                           const std::filesystem::path& path);
+
+}  // namespace latentlab

@@ -1,0 +1,67 @@
+#pragma once
+// Stage 2: trains the denoiser eps_theta on z_0 with a weighted eps loss (Eq. 2 and reweightings),
+// AdamW, EMA, gradient clipping and accumulation; logs the yardsticks (loss_simple and the ELBO of
+// held-out latents); checkpoints atomically and resumes exactly.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "latentlab/dataset.hpp"
+#include "latentlab/error.hpp"
+#include "latentlab/export.hpp"
+#include "latentlab/nn/unet.hpp"
+#include "latentlab/schedule.hpp"
+#include "latentlab/train/denoiser_config.hpp"
+#include "latentlab/train/metric_sink.hpp"
+#include "latentlab/weighting.hpp"
+
+namespace latentlab {
+
+// The plugins a run uses, already constructed by the host.
+struct DenoiserTrainerParts {
+  std::shared_ptr<Dataset> train_data;
+  std::shared_ptr<Dataset> held_out;
+  std::shared_ptr<Schedule> schedule;
+  std::shared_ptr<LossWeighting> weighting;
+};
+
+// Thrown when the loss or the gradient norm stops being finite.
+class LATENTLAB_API DivergenceError : public Error {
+ public:
+  using Error::Error;
+};
+
+struct TrainOutcome {
+  std::int64_t step = 0;     // the last completed step
+  bool interrupted = false;  // stopped by the stop flag before `steps`
+};
+
+class LATENTLAB_API DenoiserTrainer {
+ public:
+  // Checks that data, UNet and config fit together (ConfigError otherwise); allocates the model.
+  DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerParts parts, MetricSink& sink);
+  ~DenoiserTrainer();
+
+  // <output>/checkpoint.pt
+  std::filesystem::path checkpoint_path() const;
+  // Restores everything from the checkpoint; returns its step. Throws Error when it is missing,
+  // unreadable, or was written by a run with a different configuration (steps may differ).
+  std::int64_t resume();
+
+  // Trains up to `steps`. When `stop` becomes true, finishes the current step, writes a checkpoint and
+  // returns with interrupted = true. Throws DivergenceError on a non-finite loss (the last checkpoint
+  // is left untouched).
+  TrainOutcome run(const std::atomic<bool>& stop);
+
+  nn::UNet model() const;
+  nn::UNet ema_model() const;  // the model itself when ema_decay is 0
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace latentlab

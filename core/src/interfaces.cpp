@@ -1,0 +1,11 @@
+// Out-of-line destructors: one home for each SDK interface's vtable and type information, so that
+// the host and every plugin share them.
+#include "latentlab/dataset.hpp"
+#include "latentlab/weighting.hpp"
+
+namespace latentlab {
+
+Dataset::~Dataset() = default;
+LossWeighting::~LossWeighting() = default;
+
+}  // namespace latentlab

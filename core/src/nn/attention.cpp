@@ -1,0 +1,151 @@
+// Attention blocks: LDM's AttentionBlock (openaimodel.py) and CrossAttention, FeedForward,
+// BasicTransformerBlock, SpatialTransformer (attention.py, Sec. 3.3).
+#include <cmath>
+
+#include "blocks.hpp"
+
+namespace latentlab::nn {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                           double scale) {
+  // q: [N, L, d]; k, v: [N, S, d]
+  // beta = 0: the uninitialised input is ignored, and the scale rides on the matrix product.
+  auto sim = torch::baddbmm(torch::empty({q.size(0), q.size(1), k.size(1)}, q.options()), q, k.transpose(1, 2),
+                            /*beta=*/0.0, /*alpha=*/scale);  // [N, L, S]
+  // Softmax in float32 whatever the compute dtype (LDM computes `sim` in float32 too).
+  const auto attention = sim.scalar_type() == torch::kFloat32 || sim.scalar_type() == torch::kFloat64
+                             ? sim.softmax(-1)
+                             : sim.to(torch::kFloat32).softmax(-1).to(q.scalar_type());
+  return torch::bmm(attention, v);  // [N, L, d]
+}
+
+namespace {
+
+// Applies a Conv1d/Conv2d with a 1x1 kernel to tokens as one matrix product.
+// tokens: [B, N, C_in] -> [B, N, C_out]
+torch::Tensor pointwise(const torch::Tensor& tokens, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return F::linear(tokens, weight.flatten(1), bias);
+}
+
+// [B, N, H*d] -> [B*H, N, d]
+torch::Tensor split_heads(const torch::Tensor& x, std::int64_t heads) {
+  const auto B = x.size(0), N = x.size(1), d = x.size(2) / heads;
+  return x.view({B, N, heads, d}).permute({0, 2, 1, 3}).reshape({B * heads, N, d});
+}
+
+// [B*H, N, d] -> [B, N, H*d]
+torch::Tensor merge_heads(const torch::Tensor& x, std::int64_t heads) {
+  const auto N = x.size(1), d = x.size(2), B = x.size(0) / heads;
+  return x.view({B, heads, N, d}).permute({0, 2, 1, 3}).reshape({B, N, heads * d});
+}
+
+}  // namespace
+
+AttentionBlockImpl::AttentionBlockImpl(std::int64_t channels, std::int64_t num_heads, bool new_order)
+    : channels_(channels), num_heads_(num_heads), new_order_(new_order) {
+  norm_ = register_module("norm", normalization(channels));
+  qkv_ = register_module("qkv", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels, 3 * channels, 1)));
+  proj_out_ = register_module("proj_out", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels, channels, 1)));
+  zero_parameters(*proj_out_);
+}
+
+torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) {
+  // x: [B, C, H, W]
+  const auto B = x.size(0), C = x.size(1), T = x.size(2) * x.size(3);
+  const auto heads = num_heads_, d = C / heads;
+  const auto tokens = norm_->forward(x).view({B, C, T}).transpose(1, 2);      // [B, T, C]
+  const auto qkv = pointwise(tokens, qkv_->weight, qkv_->bias);               // [B, T, 3C]
+  // The legacy layout groups channels per head as (H, 3, d); the new one as (3, H, d).
+  const auto grouped = new_order_ ? qkv.view({B, T, 3, heads, d}).permute({2, 0, 3, 1, 4})   // [3, B, H, T, d]
+                                  : qkv.view({B, T, heads, 3, d}).permute({3, 0, 2, 1, 4});  // [3, B, H, T, d]
+  const auto q = grouped[0].reshape({B * heads, T, d});
+  const auto k = grouped[1].reshape({B * heads, T, d});
+  const auto v = grouped[2].reshape({B * heads, T, d});
+  // (q / d^(1/4)) . (k / d^(1/4)) as in QKVAttention: a 1/sqrt(d) scale.
+  const auto a = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)));  // [B*H, T, d]
+  const auto h = pointwise(merge_heads(a, heads), proj_out_->weight, proj_out_->bias);          // [B, T, C]
+  return x + h.transpose(1, 2).reshape(x.sizes());                                              // [B, C, H, W]
+}
+
+CrossAttentionImpl::CrossAttentionImpl(std::int64_t query_dim, std::int64_t context_dim, std::int64_t heads,
+                                       std::int64_t dim_head, double dropout)
+    : heads_(heads), dim_head_(dim_head) {
+  const auto inner = heads * dim_head;
+  to_q_ = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(query_dim, inner).bias(false)));
+  to_k_ = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
+  to_v_ = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
+  auto to_out = container(*this, "to_out");
+  out_linear_ = to_out->register_module("0", torch::nn::Linear(inner, query_dim));
+  out_dropout_ = to_out->register_module("1", torch::nn::Dropout(dropout));
+}
+
+torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
+  // x: [B, N, query_dim]; context: [B, M, context_dim] (x when undefined)
+  const auto& source = context.defined() ? context : x;
+  const auto q = split_heads(to_q_->forward(x), heads_);       // [B*H, N, d]
+  const auto k = split_heads(to_k_->forward(source), heads_);  // [B*H, M, d]
+  const auto v = split_heads(to_v_->forward(source), heads_);  // [B*H, M, d]
+  const auto a = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(dim_head_)));
+  return out_dropout_->forward(out_linear_->forward(merge_heads(a, heads_)));  // [B, N, query_dim]
+}
+
+FeedForwardImpl::FeedForwardImpl(std::int64_t dim, std::int64_t mult, double dropout) {
+  const auto inner = dim * mult;
+  auto net = container(*this, "net");
+  auto geglu = container(*net, "0");
+  proj_ = geglu->register_module("proj", torch::nn::Linear(dim, 2 * inner));
+  dropout_ = net->register_module("1", torch::nn::Dropout(dropout));
+  out_ = net->register_module("2", torch::nn::Linear(inner, dim));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  // x: [B, N, dim] -> GEGLU [B, N, inner] -> [B, N, dim]
+  const auto parts = proj_->forward(x).chunk(2, -1);
+  return out_->forward(dropout_->forward(parts[0] * torch::gelu(parts[1])));
+}
+
+BasicTransformerBlockImpl::BasicTransformerBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t dim_head,
+                                                     double dropout, std::int64_t context_dim) {
+  attn1_ = register_module("attn1", CrossAttention(dim, dim, heads, dim_head, dropout));
+  ff_ = register_module("ff", FeedForward(dim, 4, dropout));
+  attn2_ = register_module("attn2", CrossAttention(dim, context_dim, heads, dim_head, dropout));
+  norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  norm3_ = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+}
+
+torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
+  // x: [B, N, dim]; context: [B, M, context_dim]
+  auto h = attn1_->forward(norm1_->forward(x), {}) + x;  // self-attention
+  h = attn2_->forward(norm2_->forward(h), context) + h;  // cross-attention to the conditioning tokens
+  return ff_->forward(norm3_->forward(h)) + h;           // [B, N, dim]
+}
+
+SpatialTransformerImpl::SpatialTransformerImpl(std::int64_t channels, std::int64_t heads, std::int64_t dim_head,
+                                               std::int64_t depth, double dropout, std::int64_t context_dim) {
+  const auto inner = heads * dim_head;
+  norm_ = register_module("norm", normalization(channels, 1e-6));
+  proj_in_ = register_module("proj_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, inner, 1)));
+  transformer_blocks_ = register_module("transformer_blocks", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < depth; ++i) {
+    blocks_.emplace_back(inner, heads, dim_head, dropout, context_dim);
+    transformer_blocks_->push_back(blocks_.back());
+  }
+  proj_out_ = register_module("proj_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(inner, channels, 1)));
+  zero_parameters(*proj_out_);
+}
+
+torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor&,
+                                              const torch::Tensor& context) {
+  // x: [B, C, H, W]; context: [B, M, context_dim]
+  const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto tokens = norm_->forward(x).view({B, C, H * W}).transpose(1, 2);  // [B, HW, C]
+  tokens = pointwise(tokens, proj_in_->weight, proj_in_->bias);         // [B, HW, inner]
+  for (auto& block : blocks_) tokens = block->forward(tokens, context);  // [B, HW, inner]
+  tokens = pointwise(tokens, proj_out_->weight, proj_out_->bias);       // [B, HW, C]
+  return x + tokens.transpose(1, 2).reshape({B, C, H, W});              // [B, C, H, W]
+}
+
+}  // namespace latentlab::nn

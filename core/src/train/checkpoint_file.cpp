@@ -1,0 +1,42 @@
+#include "latentlab/train/checkpoint_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "latentlab/error.hpp"
+
+namespace latentlab {
+
+namespace {
+
+void sync_path(const std::filesystem::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+void write_atomically(const std::filesystem::path& path,
+                      const std::function<void(const std::filesystem::path&)>& write) {
+  const auto folder = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  std::filesystem::create_directories(folder);
+  const auto temporary = folder / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  try {
+    write(temporary);
+    sync_path(temporary, O_RDONLY);
+    std::filesystem::rename(temporary, path);
+    sync_path(folder, O_RDONLY | O_DIRECTORY);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw Error("could not write " + path.string() + ": " + e.what());
+  }
+}
+
+void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
+  write_atomically(path, [&](const std::filesystem::path& temporary) { archive.save_to(temporary.string()); });
+}
+
+}  // namespace latentlab

@@ -1,0 +1,380 @@
+#include "latentlab/train/denoiser_trainer.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/diffusion/objective.hpp"
+#include "latentlab/strings.hpp"
+#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/train/data_order.hpp"
+
+namespace latentlab {
+
+namespace {
+
+constexpr std::int64_t kCheckpointFormat = 1;
+// Offsets that give each random stream of a run its own seed.
+constexpr std::uint64_t kDropoutStream = 0x9e3779b97f4a7c15ULL;
+constexpr std::uint64_t kEvalStream = 0xbf58476d1ce4e5b9ULL;
+
+using Clock = std::chrono::steady_clock;
+
+std::string duration_text(double seconds) {
+  if (!std::isfinite(seconds)) return "?";
+  const auto s = static_cast<std::int64_t>(seconds + 0.5);
+  if (s >= 3600) return std::to_string(s / 3600) + "h" + std::to_string(s % 3600 / 60) + "m";
+  if (s >= 60) return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+  return std::to_string(s) + "s";
+}
+
+// The parts of a resolved config that may change between an interrupted run and its resumption.
+nlohmann::json resumable_identity(nlohmann::json config) {
+  for (const char* key : {"steps", "log_every", "checkpoint_every"}) config["train"].erase(key);
+  config["eval"].erase("every");
+  return config;
+}
+
+// The first differences between two configs, as JSON paths ("/train/lr").
+std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
+  std::vector<std::string> paths;
+  for (const auto& op : nlohmann::json::diff(a, b)) paths.push_back(op.at("path").get<std::string>());
+  if (paths.size() > 8) paths.resize(8);
+  return join(paths);
+}
+
+std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue value;
+  archive.read(key, value);
+  return value.toInt();
+}
+
+// The batch's images as latents z_0: pixel space for now (f = 1, identity autoencoder).
+torch::Tensor to_latents(const Batch& batch) { return batch.images; }
+
+}  // namespace
+
+struct DenoiserTrainer::State {
+  DenoiserTrainConfig config;
+  DenoiserTrainerParts parts;
+  MetricSink& sink;
+  nn::UNet model{nullptr}, ema{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<DenoisingObjective> objective;
+  std::unique_ptr<DataOrder> order;
+  at::Generator generator;  // t and eps draws
+  std::int64_t step = 0;
+  std::int64_t last_checkpoint = -1;  // step of the checkpoint on disk, -1: none yet
+  double wall_time = 0;  // seconds of training, summed over resumptions
+  torch::Tensor held_out_z0, held_out_labels;
+
+  State(DenoiserTrainConfig c, DenoiserTrainerParts p, MetricSink& s)
+      : config(std::move(c)), parts(std::move(p)), sink(s) {}
+
+  bool conditional() const { return config.unet.num_classes > 0; }
+
+  DenoiserFn denoiser(nn::UNet& net, const torch::Tensor& labels) {
+    return [net, labels](const torch::Tensor& z_t, const torch::Tensor& t) mutable {
+      return net->forward(z_t, t, {}, {}, labels);
+    };
+  }
+
+  double lr_at(std::int64_t s) const {
+    if (config.warmup_steps == 0 || s >= config.warmup_steps) return config.lr;
+    return config.lr * static_cast<double>(s) / static_cast<double>(config.warmup_steps);
+  }
+
+  void update_ema() {
+    if (config.ema_decay == 0) return;
+    torch::NoGradGuard no_grad;
+    // LDM's LitEma: the decay ramps up as (1 + n) / (10 + n) early on.
+    const double n = static_cast<double>(step);
+    const double decay = std::min(config.ema_decay, (1.0 + n) / (10.0 + n));
+    auto ema_params = ema->parameters();
+    auto params = model->parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) ema_params[i].lerp_(params[i], 1.0 - decay);
+  }
+
+  void save_checkpoint() {
+    torch::serialize::OutputArchive archive;
+    archive.write("format", c10::IValue(kCheckpointFormat));
+    archive.write("config", c10::IValue(config.resolved.dump()));
+    archive.write("step", c10::IValue(step));
+    archive.write("data_epoch", c10::IValue(order->position().epoch));
+    archive.write("data_offset", c10::IValue(order->position().offset));
+    archive.write("wall_time", c10::IValue(wall_time));
+    torch::serialize::OutputArchive model_archive, ema_archive, optimizer_archive;
+    model->save(model_archive);
+    archive.write("model", model_archive);
+    if (config.ema_decay > 0) {
+      ema->save(ema_archive);
+      archive.write("ema", ema_archive);
+    }
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("rng_generator", generator.get_state());
+    auto default_generator = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(default_generator.mutex());
+      archive.write("rng_default", default_generator.get_state());
+    }
+    const auto sampler_state = objective->sampler().state();
+    archive.write("t_sampler_mean_square", sampler_state[0]);
+    archive.write("t_sampler_counts", sampler_state[1]);
+    save_archive_atomically(archive, std::filesystem::path(config.output) / "checkpoint.pt");
+    last_checkpoint = step;
+  }
+
+  void save_final_weights() {
+    torch::serialize::OutputArchive archive;
+    archive.write("format", c10::IValue(kCheckpointFormat));
+    archive.write("config", c10::IValue(config.resolved.dump()));
+    archive.write("step", c10::IValue(step));
+    torch::serialize::OutputArchive weights;
+    ema->save(weights);
+    archive.write("model", weights);
+    save_archive_atomically(archive, std::filesystem::path(config.output) / "denoiser.pt");
+  }
+
+  void evaluate() {
+    torch::NoGradGuard no_grad;
+    // Same draws at every evaluation (common random numbers): estimates differ only by the model.
+    auto eval_generator = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ kEvalStream);
+    ema->eval();
+    const auto N = held_out_z0.size(0);
+    ElboEstimate sum;
+    for (std::int64_t start = 0; start < N; start += config.eval_batch_size) {
+      const auto end = std::min(N, start + config.eval_batch_size);
+      const auto labels = conditional() ? held_out_labels.slice(0, start, end) : torch::Tensor();
+      const auto part = estimate_elbo(denoiser(ema, labels), objective->process(), config.prediction,
+                                      held_out_z0.slice(0, start, end), config.eval_strata, end - start,
+                                      eval_generator);
+      const double share = static_cast<double>(end - start) / static_cast<double>(N);
+      sum.prior_bpd += share * part.prior_bpd;
+      sum.diffusion_bpd += share * part.diffusion_bpd;
+      sum.decoder_bpd += share * part.decoder_bpd;
+      sum.total_bpd += share * part.total_bpd;
+      sum.loss_simple += share * part.loss_simple;
+    }
+    if (config.ema_decay == 0) model->train();
+    spdlog::info("eval step {}: ELBO {:.4f} bits/dim (prior {:.4f}, diffusion {:.4f}, decoder {:.4f}); "
+                 "held-out loss_simple {:.5f}",
+                 step, sum.total_bpd, sum.prior_bpd, sum.diffusion_bpd, sum.decoder_bpd, sum.loss_simple);
+    sink.write("eval", step,
+               {{"elbo_bpd", sum.total_bpd},
+                {"prior_bpd", sum.prior_bpd},
+                {"diffusion_bpd", sum.diffusion_bpd},
+                {"decoder_bpd", sum.decoder_bpd},
+                {"loss_simple", sum.loss_simple},
+                {"wall_time", wall_time}});
+    sink.flush();
+  }
+};
+
+DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerParts parts, MetricSink& sink)
+    : state_(std::make_unique<State>(std::move(config), std::move(parts), sink)) {
+  auto& s = *state_;
+  const auto& c = s.config;
+  const auto& data = *s.parts.train_data;
+  const auto& unet = c.unet;
+  if (unet.use_spatial_transformer)
+    throw ConfigError("unet.context_dim: training with cross-attention needs a conditioner, which this version "
+                      "cannot configure yet; remove context_dim/use_spatial_transformer (use num_classes for "
+                      "class conditioning)");
+  if (unet.in_channels != data.channels() || unet.out_channels != data.channels())
+    throw ConfigError("unet.in_channels/out_channels: the latents have " + std::to_string(data.channels()) +
+                      " channels (pixel space, f = 1), but the UNet takes " + std::to_string(unet.in_channels) +
+                      " and returns " + std::to_string(unet.out_channels) + "; set both to " +
+                      std::to_string(data.channels()));
+  if (data.resolution() % unet.size_divisor())
+    throw ConfigError("unet.channel_mult: " + std::to_string(unet.levels()) + " levels need a size divisible by " +
+                      std::to_string(unet.size_divisor()) + ", but the data is " +
+                      std::to_string(data.resolution()) + "x" + std::to_string(data.resolution()));
+  if (s.conditional() && data.num_classes() == 0)
+    throw ConfigError("unet.num_classes: the UNet is class-conditional but the dataset has no labels");
+  if (s.conditional() && data.num_classes() > unet.num_classes)
+    throw ConfigError("unet.num_classes: the dataset has " + std::to_string(data.num_classes()) +
+                      " classes, more than num_classes = " + std::to_string(unet.num_classes));
+  const auto& held_out = *s.parts.held_out;
+  if (held_out.channels() != data.channels() || held_out.resolution() != data.resolution())
+    throw ConfigError("eval.data_params: the held-out data must have the training data's channels and resolution");
+  if (held_out.size() < c.eval_samples)
+    throw ConfigError("eval.samples: " + std::to_string(c.eval_samples) + " held-out examples asked for, the "
+                      "held-out dataset has " + std::to_string(held_out.size()));
+
+  torch::manual_seed(c.seed ^ kDropoutStream);  // dropout draws from the default generator
+  s.model = nn::UNet(unet);
+  s.ema = nn::UNet(unet);
+  {
+    torch::NoGradGuard no_grad;
+    auto ema_params = s.ema->parameters();
+    auto params = s.model->parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) ema_params[i].copy_(params[i]);
+  }
+  if (c.ema_decay == 0) s.ema = s.model;
+  for (auto& p : s.ema->parameters()) p.set_requires_grad(c.ema_decay == 0);
+  s.optimizer = std::make_unique<torch::optim::AdamW>(
+      s.model->parameters(),
+      torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay).eps(1e-8));
+  s.objective = std::make_unique<DenoisingObjective>(*s.parts.schedule, *s.parts.weighting, c.prediction);
+  s.order = std::make_unique<DataOrder>(data.size(), c.batch_size, c.seed, c.hflip);
+  s.generator = at::make_generator<at::CPUGeneratorImpl>(c.seed);
+
+  std::vector<std::int64_t> indices(static_cast<std::size_t>(c.eval_samples));
+  for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int64_t>(i);
+  const auto batch = held_out.get_batch(indices);
+  s.held_out_z0 = to_latents(batch);
+  s.held_out_labels = batch.labels;
+}
+
+DenoiserTrainer::~DenoiserTrainer() = default;
+
+std::filesystem::path DenoiserTrainer::checkpoint_path() const {
+  return std::filesystem::path(state_->config.output) / "checkpoint.pt";
+}
+
+std::int64_t DenoiserTrainer::resume() {
+  auto& s = *state_;
+  const auto path = checkpoint_path();
+  if (!std::filesystem::exists(path)) throw Error("no checkpoint to resume from at " + path.string());
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const std::exception& e) {
+    throw Error("cannot read checkpoint " + path.string() + " (corrupt or not a LatentLab checkpoint): " +
+                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+  }
+  c10::IValue value;
+  archive.read("format", value);
+  if (value.toInt() != kCheckpointFormat)
+    throw Error("checkpoint " + path.string() + " has format " + std::to_string(value.toInt()) + ", this build reads " +
+                std::to_string(kCheckpointFormat));
+  archive.read("config", value);
+  const auto saved = resumable_identity(nlohmann::json::parse(value.toStringRef()));
+  const auto current = resumable_identity(s.config.resolved);
+  if (saved != current)
+    throw ConfigError("the checkpoint in " + s.config.output + " was written with a different configuration (" +
+                      differences(saved, current) + " differ; only train.steps, train.log_every, "
+                      "train.checkpoint_every and eval.every may change); use another output folder or restore "
+                      "the config");
+  s.step = read_int(archive, "step");
+  s.order->set_position({read_int(archive, "data_epoch"), read_int(archive, "data_offset")});
+  archive.read("wall_time", value);
+  s.wall_time = value.toDouble();
+  torch::serialize::InputArchive model_archive, ema_archive, optimizer_archive;
+  archive.read("model", model_archive);
+  s.model->load(model_archive);
+  if (s.config.ema_decay > 0) {
+    archive.read("ema", ema_archive);
+    s.ema->load(ema_archive);
+  }
+  archive.read("optimizer", optimizer_archive);
+  s.optimizer->load(optimizer_archive);
+  torch::Tensor generator_state, default_state, mean_square, counts;
+  archive.read("rng_generator", generator_state);
+  s.generator.set_state(generator_state);
+  archive.read("rng_default", default_state);
+  auto default_generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(default_generator.mutex());
+    default_generator.set_state(default_state);
+  }
+  archive.read("t_sampler_mean_square", mean_square);
+  archive.read("t_sampler_counts", counts);
+  s.objective->sampler().load_state({mean_square, counts});
+  s.last_checkpoint = s.step;
+  s.sink.truncate_after(s.step);
+  spdlog::info("resumed from {} at step {}", path.string(), s.step);
+  return s.step;
+}
+
+TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
+  auto& s = *state_;
+  const auto& c = s.config;
+  std::filesystem::create_directories(c.output);
+  s.model->train();
+  auto params = s.model->parameters();
+  const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
+  const std::int64_t first_step = s.step;
+  auto interval_start = Clock::now();
+  std::int64_t interval_steps = 0;
+  double interval_loss = 0, interval_simple = 0;
+  spdlog::info("training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}')",
+               c.steps, s.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
+               c.weighting.name);
+
+  while (s.step < c.steps) {
+    const auto step_start = Clock::now();
+    const std::int64_t next = s.step + 1;
+    const double lr = s.lr_at(next);
+    for (auto& group : s.optimizer->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    s.optimizer->zero_grad();
+    double loss = 0, loss_simple = 0;
+    for (std::int64_t micro = 0; micro < c.accumulate; ++micro) {
+      const auto batch = s.order->next(*s.parts.train_data);
+      const auto labels = s.conditional() ? batch.labels : torch::Tensor();
+      auto terms = s.objective->compute(s.denoiser(s.model, labels), to_latents(batch), s.generator);
+      (terms.loss / static_cast<double>(c.accumulate)).backward();
+      s.objective->observe(terms);
+      loss += terms.loss.item<double>() / static_cast<double>(c.accumulate);
+      loss_simple += terms.loss_simple.item<double>() / static_cast<double>(c.accumulate);
+    }
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      const auto kept = s.last_checkpoint >= 0 ? "the last good checkpoint (step " +
+                                                     std::to_string(s.last_checkpoint) + ") is kept in " +
+                                                     checkpoint_path().string()
+                                               : std::string("no checkpoint had been written yet");
+      throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " + format_number(loss) +
+                            ", gradient norm " + format_number(grad_norm) + "; " + kept +
+                            ". Lower train.lr, set train.grad_clip, or add train.warmup_steps");
+    }
+    s.optimizer->step();
+    s.step = next;
+    s.update_ema();
+    s.wall_time += std::chrono::duration<double>(Clock::now() - step_start).count();
+
+    s.sink.write("train", s.step,
+                 {{"loss", loss}, {"loss_simple", loss_simple}, {"grad_norm", grad_norm}, {"lr", lr},
+                  {"wall_time", s.wall_time}});
+    ++interval_steps;
+    interval_loss += loss;
+    interval_simple += loss_simple;
+    if (s.step % c.log_every == 0 || s.step == c.steps) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
+      const double rate = static_cast<double>(interval_steps) / seconds;
+      spdlog::info("step {}/{}  loss {:.5f}  loss_simple {:.5f}  {:.2f} steps/s  ETA {}", s.step, c.steps,
+                   interval_loss / static_cast<double>(interval_steps),
+                   interval_simple / static_cast<double>(interval_steps), rate,
+                   duration_text(static_cast<double>(c.steps - s.step) / rate));
+      interval_start = Clock::now();
+      interval_steps = 0;
+      interval_loss = interval_simple = 0;
+      s.sink.flush();
+    }
+    if ((c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps) s.evaluate();
+    const bool stopping = stop.load();
+    if (s.step % c.checkpoint_every == 0 || s.step == c.steps || stopping) {
+      s.save_checkpoint();
+      s.sink.flush();
+    }
+    if (stopping && s.step < c.steps) {
+      spdlog::warn("interrupted: checkpoint at step {} written to {}", s.step, checkpoint_path().string());
+      return {s.step, true};
+    }
+  }
+  if (s.step > first_step || !std::filesystem::exists(std::filesystem::path(c.output) / "denoiser.pt"))
+    s.save_final_weights();
+  s.sink.flush();
+  return {s.step, false};
+}
+
+nn::UNet DenoiserTrainer::model() const { return state_->model; }
+nn::UNet DenoiserTrainer::ema_model() const { return state_->ema; }
+
+}  // namespace latentlab

@@ -1,0 +1,66 @@
+#include "latentlab/train/metric_sink.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+#include "latentlab/error.hpp"
+
+namespace latentlab {
+
+MetricSink::~MetricSink() = default;
+
+CsvMetricSink::CsvMetricSink(std::filesystem::path folder) : folder_(std::move(folder)) {
+  std::filesystem::create_directories(folder_);
+}
+
+CsvMetricSink::~CsvMetricSink() = default;
+
+void CsvMetricSink::write(const std::string& series, std::int64_t step, const MetricValues& values) {
+  auto it = files_.find(series);
+  if (it == files_.end()) {
+    const auto path = folder_ / (series + ".csv");
+    const bool exists = std::filesystem::exists(path) && std::filesystem::file_size(path) > 0;
+    std::ofstream out(path, std::ios::app);
+    if (!out) throw Error("cannot write " + path.string());
+    if (!exists) {
+      out << "step";
+      for (const auto& [name, value] : values) out << "," << name;
+      out << "\n";
+    }
+    it = files_.emplace(series, std::move(out)).first;
+  }
+  char buffer[32];
+  it->second << step;
+  for (const auto& [name, value] : values) {
+    std::snprintf(buffer, sizeof buffer, "%.9g", value);
+    it->second << "," << buffer;
+  }
+  it->second << "\n";
+}
+
+void CsvMetricSink::truncate_after(std::int64_t step) {
+  files_.clear();
+  std::vector<std::filesystem::path> csv_files;
+  for (const auto& entry : std::filesystem::directory_iterator(folder_))
+    if (entry.path().extension() == ".csv") csv_files.push_back(entry.path());
+  for (const auto& path : csv_files) {
+    std::ifstream in(path);
+    std::ostringstream kept;
+    std::string line;
+    bool header = true;
+    while (std::getline(in, line)) {
+      if (header || std::stoll(line.substr(0, line.find(','))) <= step) kept << line << "\n";
+      header = false;
+    }
+    in.close();
+    const auto temporary = path.string() + ".tmp";
+    std::ofstream(temporary) << kept.str();
+    std::filesystem::rename(temporary, path);
+  }
+}
+
+void CsvMetricSink::flush() {
+  for (auto& [series, file] : files_) file.flush();
+}
+
+}  // namespace latentlab

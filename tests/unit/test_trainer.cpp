@@ -1,0 +1,251 @@
+// Stage-2 training: overfitting, exact resumption, divergence, config errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/train/data_order.hpp"
+#include "latentlab/train/denoiser_trainer.hpp"
+
+namespace latentlab {
+namespace {
+
+// A seeded synthetic dataset: smooth random 1-channel images with labels.
+class TensorDataset : public Dataset {
+ public:
+  TensorDataset(std::int64_t size, std::int64_t resolution, std::uint64_t seed) {
+    torch::manual_seed(seed);
+    const auto coarse = torch::rand({size, 1, 2, 2}) * 2 - 1;
+    images_ = torch::nn::functional::interpolate(
+        coarse, torch::nn::functional::InterpolateFuncOptions()
+                    .size(std::vector<std::int64_t>{resolution, resolution})
+                    .mode(torch::kBilinear)
+                    .align_corners(false));
+    labels_ = torch::arange(size, torch::kLong) % 3;
+  }
+  std::int64_t size() const override { return images_.size(0); }
+  std::int64_t channels() const override { return 1; }
+  std::int64_t resolution() const override { return images_.size(2); }
+  std::int64_t num_classes() const override { return 3; }
+  Batch get_batch(const std::vector<std::int64_t>& indices) const override {
+    const auto index = torch::tensor(indices, torch::kLong);
+    return {images_.index_select(0, index), labels_.index_select(0, index)};
+  }
+
+ private:
+  torch::Tensor images_, labels_;
+};
+
+// ELBO weights with t drawn by loss history: exercises the sampler state in checkpoints.
+class HistoryElbo : public LossWeighting {
+ public:
+  std::vector<double> weights(const Schedule& schedule) const override { return elbo_weights(schedule); }
+  TimestepSampling timestep_sampling() const override { return TimestepSampling::LossHistory; }
+};
+
+class Unweighted : public LossWeighting {
+ public:
+  std::vector<double> weights(const Schedule& schedule) const override {
+    return std::vector<double>(static_cast<std::size_t>(schedule.num_steps()), 1.0);
+  }
+};
+
+// Records every training loss; can raise the stop flag after a given step (a simulated Ctrl-C).
+class RecordingSink : public MetricSink {
+ public:
+  std::vector<double> losses;
+  std::vector<std::int64_t> steps, eval_steps;
+  std::atomic<bool>* stop = nullptr;
+  std::int64_t stop_after = -1;
+  void write(const std::string& series, std::int64_t step, const MetricValues& values) override {
+    if (series == "eval") {
+      eval_steps.push_back(step);
+      return;
+    }
+    steps.push_back(step);
+    losses.push_back(values.at(0).second);
+    if (stop && step == stop_after) stop->store(true);
+  }
+};
+
+std::string temp_folder(const std::string& name) {
+  const auto path = std::filesystem::temp_directory_path() / ("latentlab_trainer_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(path);
+  return path.string();
+}
+
+nlohmann::json tiny_config(const std::string& output) {
+  return {{"output", output},
+          {"seed", 3},
+          {"data", {{"dataset", "synthetic"}, {"hflip", true}}},
+          {"unet",
+           {{"in_channels", 1}, {"out_channels", 1}, {"model_channels", 32}, {"channel_mult", {1, 1}},
+            {"num_res_blocks", 1}, {"attention_resolutions", {2}}, {"num_head_channels", 32}, {"dropout", 0.1},
+            {"num_classes", 3}}},
+          {"train", {{"steps", 12}, {"batch_size", 4}, {"lr", 1e-3}, {"checkpoint_every", 5}, {"log_every", 4},
+                     {"ema_decay", 0.99}, {"warmup_steps", 3}, {"accumulate", 2}}},
+          {"eval", {{"every", 6}, {"samples", 8}, {"strata", 2}, {"batch_size", 5}}}};
+}
+
+DenoiserTrainerParts parts(std::shared_ptr<LossWeighting> weighting, std::int64_t T = 4, std::int64_t size = 24) {
+  DenoiserTrainerParts p;
+  p.train_data = std::make_shared<TensorDataset>(size, 8, 11);
+  p.held_out = std::make_shared<TensorDataset>(16, 8, 12);
+  std::vector<double> betas;
+  for (std::int64_t i = 0; i < T; ++i) betas.push_back(0.05 + 0.5 * static_cast<double>(i) / static_cast<double>(T));
+  p.schedule = std::make_shared<DiscreteSchedule>(betas);
+  p.weighting = std::move(weighting);
+  return p;
+}
+
+TEST(DataOrder, IsAFunctionOfSeedAndPosition) {
+  const TensorDataset data(10, 4, 1);
+  DataOrder a(10, 3, 5, true), b(10, 3, 5, true);
+  std::vector<torch::Tensor> first;
+  for (int i = 0; i < 7; ++i) first.push_back(a.next(data).images);
+  b.set_position({2, 0});  // 3 batches per epoch: batch 6 is epoch 2, offset 0
+  EXPECT_TRUE(torch::equal(b.next(data).images, first[6]));
+  EXPECT_EQ(a.batches_per_epoch(), 3);
+  EXPECT_THROW(DataOrder(2, 3, 0, false), ConfigError);
+}
+
+TEST(Trainer, ATinyModelOverfitsATinyBatch) {
+  auto config_json = tiny_config(temp_folder("overfit"));
+  config_json["train"] = {{"steps", 300}, {"batch_size", 2}, {"lr", 2e-3}, {"checkpoint_every", 1000},
+                          {"log_every", 100}, {"ema_decay", 0.0}};
+  config_json["unet"]["dropout"] = 0.0;
+  config_json["data"]["hflip"] = false;
+  config_json["eval"] = {{"every", 0}, {"samples", 2}, {"strata", 1}};
+  RecordingSink sink;
+  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config_json), parts(std::make_shared<Unweighted>(), 20, 2), sink);
+  std::atomic<bool> stop{false};
+  trainer.run(stop);
+  ASSERT_EQ(sink.losses.size(), 300u);
+  // The zero-initialised output layer makes the first losses E[eps^2] = 1.
+  const double first = std::accumulate(sink.losses.begin(), sink.losses.begin() + 5, 0.0) / 5;
+  const double last = std::accumulate(sink.losses.end() - 20, sink.losses.end(), 0.0) / 20;
+  EXPECT_LT(last, first / 10) << "first 5 steps " << first << ", last 20 steps " << last;
+  std::filesystem::remove_all(config_json["output"].get<std::string>());
+}
+
+TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
+  const auto full_dir = temp_folder("full"), split_dir = temp_folder("split");
+  std::atomic<bool> stop{false};
+  RecordingSink full;
+  DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(full_dir)), parts(std::make_shared<HistoryElbo>()), full)
+      .run(stop);
+  ASSERT_EQ(full.losses.size(), 12u);
+
+  RecordingSink first;
+  first.stop = &stop;
+  first.stop_after = 7;
+  const auto outcome =
+      DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(split_dir)), parts(std::make_shared<HistoryElbo>()), first)
+          .run(stop);
+  EXPECT_TRUE(outcome.interrupted);
+  EXPECT_EQ(outcome.step, 7);
+  stop.store(false);
+  RecordingSink second;
+  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(tiny_config(split_dir)), parts(std::make_shared<HistoryElbo>()),
+                          second);
+  EXPECT_EQ(resumed.resume(), 7);
+  EXPECT_FALSE(resumed.run(stop).interrupted);
+  ASSERT_EQ(second.losses.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(second.losses[i], full.losses[7 + i]) << "step " << 8 + i;
+  for (std::size_t i = 0; i < 7; ++i) EXPECT_EQ(first.losses[i], full.losses[i]) << "step " << 1 + i;
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(split_dir) / "denoiser.pt"));
+  // Same weights at the end: reload the uninterrupted run's final checkpoint and compare.
+  RecordingSink unused;
+  DenoiserTrainer reloaded(DenoiserTrainConfig::from_json(tiny_config(full_dir)), parts(std::make_shared<HistoryElbo>()),
+                           unused);
+  EXPECT_EQ(reloaded.resume(), 12);
+  EXPECT_TRUE(torch::equal(torch::nn::utils::parameters_to_vector(reloaded.model()->parameters()),
+                           torch::nn::utils::parameters_to_vector(resumed.model()->parameters())));
+  EXPECT_TRUE(torch::equal(torch::nn::utils::parameters_to_vector(reloaded.ema_model()->parameters()),
+                           torch::nn::utils::parameters_to_vector(resumed.ema_model()->parameters())));
+  std::filesystem::remove_all(full_dir);
+  std::filesystem::remove_all(split_dir);
+}
+
+TEST(Trainer, ResumingWithAnotherConfigIsRefused) {
+  const auto dir = temp_folder("mismatch");
+  std::atomic<bool> stop{false};
+  RecordingSink sink;
+  auto config = tiny_config(dir);
+  config["train"]["steps"] = 5;
+  DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink).run(stop);
+  config["train"]["steps"] = 8;  // allowed
+  DenoiserTrainer longer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink);
+  EXPECT_EQ(longer.resume(), 5);
+  config["train"]["lr"] = 0.5;  // not allowed
+  DenoiserTrainer other(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink);
+  try {
+    other.resume();
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/train/lr"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Trainer, ANonFiniteLossStopsCleanlyAndKeepsTheLastCheckpoint) {
+  const auto dir = temp_folder("nan");
+  auto config = tiny_config(dir);
+  config["train"] = {{"steps", 50}, {"batch_size", 4}, {"lr", 1e30}, {"checkpoint_every", 1}, {"grad_clip", 0.0}};
+  RecordingSink sink;
+  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink);
+  std::atomic<bool> stop{false};
+  try {
+    trainer.run(stop);
+    FAIL() << "expected a DivergenceError";
+  } catch (const DivergenceError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("diverged at step"), std::string::npos) << message;
+    EXPECT_NE(message.find("last good checkpoint"), std::string::npos) << message;
+  }
+  ASSERT_FALSE(sink.steps.empty());
+  // The checkpoint holds the last completed step, and resuming from it works.
+  RecordingSink again;
+  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), again);
+  EXPECT_EQ(resumed.resume(), sink.steps.back());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrainConfig, ErrorsNameThePathAndTheFix) {
+  auto config = tiny_config("out");
+  config["train"]["learning_rate"] = 1e-3;
+  try {
+    DenoiserTrainConfig::from_json(config);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.learning_rate"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lr"), std::string::npos) << e.what();
+  }
+  auto misspelt = tiny_config("out");
+  misspelt["schedul"] = "linear";
+  try {
+    DenoiserTrainConfig::from_json(misspelt);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean \"schedule\""), std::string::npos) << e.what();
+  }
+  auto no_data = tiny_config("out");
+  no_data.erase("data");
+  EXPECT_THROW(DenoiserTrainConfig::from_json(no_data), ConfigError);
+  auto bad_prediction = tiny_config("out");
+  bad_prediction["prediction"] = "epsilon";
+  EXPECT_THROW(DenoiserTrainConfig::from_json(bad_prediction), ConfigError);
+}
+
+TEST(Trainer, MismatchedDataAndUNetAreRejectedBeforeTraining) {
+  auto config = tiny_config(temp_folder("mismatch_data"));
+  config["unet"]["in_channels"] = 3;
+  RecordingSink sink;
+  EXPECT_THROW(DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink),
+               ConfigError);
+}
+
+}  // namespace
+}  // namespace latentlab

@@ -1,0 +1,69 @@
+// The built-in weighting plugins, loaded through the registry, against their formulas.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/registry/registry.hpp"
+#include "latentlab/weighting.hpp"
+
+namespace latentlab {
+namespace {
+
+class Weightings : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new registry::Registry(registry::RegistryOptions{false});
+    registry_->load_directory(LATENTLAB_BUILTIN_PLUGIN_DIR, true);
+  }
+  static void TearDownTestSuite() { delete registry_; }
+  std::shared_ptr<LossWeighting> make(const std::string& name, const nlohmann::json& params = nlohmann::json::object()) {
+    return registry_->create<LossWeighting>(name, params, "weighting.params");
+  }
+  static registry::Registry* registry_;
+  const DiscreteSchedule schedule_{std::vector<double>(100, 0.02)};
+};
+registry::Registry* Weightings::registry_ = nullptr;
+
+TEST_F(Weightings, AllFourAreRegistered) {
+  const auto names = registry_->names(LossWeighting::kKind);
+  for (const char* name : {"unweighted", "elbo", "min_snr", "x0"})
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+}
+
+TEST_F(Weightings, WeightsFollowTheirFormulas) {
+  const auto unweighted = make("unweighted")->weights(schedule_);
+  const auto elbo = make("elbo")->weights(schedule_);
+  const auto min_snr = make("min_snr", {{"gamma", 2.0}})->weights(schedule_);
+  const auto x0 = make("x0")->weights(schedule_);
+  ASSERT_EQ(elbo.size(), 100u);
+  EXPECT_EQ(elbo, elbo_weights(schedule_));
+  EXPECT_DOUBLE_EQ(elbo[0], 0.5);
+  for (std::int64_t t = 1; t <= 100; ++t) {
+    const auto i = static_cast<std::size_t>(t - 1);
+    const double snr = schedule_.snr(t);
+    EXPECT_EQ(unweighted[i], 1.0);
+    EXPECT_DOUBLE_EQ(min_snr[i], std::min(snr, 2.0) / snr);
+    EXPECT_DOUBLE_EQ(x0[i], 1.0 / snr);
+    if (t >= 2) {
+      EXPECT_NEAR(elbo[i], 0.5 * (schedule_.snr(t - 1) / snr - 1), 1e-12 * elbo[i] + 1e-15);
+    }
+  }
+}
+
+TEST_F(Weightings, TimestepSamplingIsAParameter) {
+  EXPECT_EQ(make("elbo")->timestep_sampling(), TimestepSampling::Uniform);
+  EXPECT_EQ(make("elbo", {{"t_sampling", "loss_history"}})->timestep_sampling(), TimestepSampling::LossHistory);
+  EXPECT_EQ(make("unweighted", {{"t_sampling", "weights"}})->timestep_sampling(), TimestepSampling::Weights);
+  try {
+    make("elbo", {{"t_sampling", "importance"}});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("loss_history"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make("min_snr", {{"gamma", 0}}), ConfigError);
+}
+
+}  // namespace
+}  // namespace latentlab
