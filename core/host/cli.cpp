@@ -1,4 +1,5 @@
 #include "cli.hpp"
+#include "latentlab/threads.hpp"
 
 #include <ATen/Parallel.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -85,8 +86,7 @@ int apply_threads(const CommonOptions& common) {
     }
   }
   // LibTorch as packaged by Debian starts with one intra-op thread; use the machine.
-  at::set_num_threads(threads);
-  return at::get_num_threads();
+  return set_compute_threads(threads);
 }
 
 int apply_common_options(const CommonOptions& common) {

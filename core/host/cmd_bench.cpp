@@ -11,6 +11,7 @@
 #include "latentlab/error.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/threads.hpp"
 
 namespace latentlab::host {
 namespace {
@@ -61,7 +62,7 @@ double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
 
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
-                       double min_seconds, int threads) {
+                       double min_seconds, int threads, int openblas_threads) {
   nlohmann::json unet_input;
   try {
     unet_input = nlohmann::json::parse(unet_json);
@@ -109,6 +110,7 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
                        {"train_step_ms", 1e3 * train_seconds},
                        {"denoise_call_ms", 1e3 * denoise_seconds},
                        {"threads", threads},
+                       {"openblas_threads", openblas_threads},
                        {"repeats", repeats}});
     spdlog::info("batch {}: {:.1f} train samples/s, {:.1f} denoiser evaluations/s", batch, b / train_seconds,
                  b / denoise_seconds);
@@ -125,6 +127,7 @@ int run_bench(const Args& args) {
   std::int64_t context_tokens = 1;
   int repeats = 7;
   double min_seconds = 1.0;
+  int openblas_threads = 1;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -133,7 +136,9 @@ int run_bench(const Args& args) {
       ("context-tokens", po::value(&context_tokens)->default_value(1), "conditioning tokens M (context [B, M, context_dim])")
       ("batch", po::value(&batch_text)->default_value("1,64"), "batch sizes, comma-separated")
       ("repeats", po::value(&repeats)->default_value(7), "timed rounds per measurement; the median is reported")
-      ("min-seconds", po::value(&min_seconds)->default_value(1.0), "minimum duration of one timed round");
+      ("min-seconds", po::value(&min_seconds)->default_value(1.0), "minimum duration of one timed round")
+      ("openblas-threads", po::value(&openblas_threads)->default_value(1),
+       "OpenBLAS's own threads (1, the default everywhere in LatentLab; more only to measure the contention)");
   // clang-format on
   add_common_options(options, common);
   Positionals positional;
@@ -153,9 +158,12 @@ int run_bench(const Args& args) {
                       ". Usage: " + usage);
   if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
+  if (openblas_threads < 1) throw ConfigError("--openblas-threads: must be >= 1");
   const int threads = apply_common_options(common);
+  if (openblas_threads != 1 && !set_openblas_threads(openblas_threads))
+    spdlog::warn("--openblas-threads: this process does not use OpenBLAS; ignored");
   return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json, parse_int_list(shape_text, "--shape"),
-                            context_tokens, repeats, min_seconds, threads);
+                            context_tokens, repeats, min_seconds, threads, openblas_threads);
 }
 
 }  // namespace latentlab::host

@@ -45,11 +45,11 @@ class FashionMnist final : public Dataset {
   explicit FashionMnist(const Params& params)
       : resolution_(params.get_int("resolution")),
         channels_(checked_channels(params.get_int("channels"))),
-        pad_(params.get_string("resize") == "pad") {
+        pad_(params.get_string("fit") == "pad") {
     if (pad_ && resolution_ < kSide)
       throw ConfigError("resolution " + std::to_string(resolution_) +
                         " is smaller than the 28 x 28 images, " +
-                        "so resize \"pad\" cannot fit them; set `resize` to \"resize\" to shrink them, or " +
+                        "so fit \"pad\" cannot hold them; set `fit` to \"resize\" to shrink them, or " +
                         "use a resolution of at least 28");
     const fs::path root = params.get_string("root");
     if (!fs::is_directory(root))
@@ -120,10 +120,10 @@ ParamSchema fashion_mnist_schema() {
       .string("root", std::string(kDefaultRoot), "folder with the (gzip) IDX files")
       .choice("split", "train", {"train", "test"}, "train: 60000 images, test: 10000")
       .integer("resolution", 32, "side of the square images produced", Range::at_least(1))
-      .choice("resize", "pad", {"pad", "resize"},
+      .choice("fit", "pad", {"pad", "resize"},
               "pad: centre the 28 x 28 image on a -1 background (resolution >= 28); resize: interpolate "
               "(area when shrinking, bilinear when enlarging)")
-      .integer("channels", 1, "1: grey; 3: the grey channel repeated as RGB", Range::closed(1, 3))
+      .integer("channels", 1, "1 (grey) or 3 (the grey channel repeated as RGB)", Range::closed(1, 3))
       .integer("limit", 0, "use only the first N examples (0: all)", Range::at_least(0));
 }
 

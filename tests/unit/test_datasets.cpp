@@ -226,7 +226,7 @@ TEST_F(FashionMnistIdx, ResizesAndRepeatsChannels) {
   for (const int resolution : {16, 56}) {
     const auto ds =
         make("fashion-mnist",
-             {{"root", dir_.string()}, {"resolution", resolution}, {"resize", "resize"}, {"channels", 3}});
+             {{"root", dir_.string()}, {"resolution", resolution}, {"fit", "resize"}, {"channels", 3}});
     EXPECT_EQ(ds->channels(), 3);
     const torch::Tensor images = ds->get_batch({0, 1}).images;
     ASSERT_EQ(images.sizes(), (std::vector<std::int64_t>{2, 3, resolution, resolution}));
@@ -237,7 +237,7 @@ TEST_F(FashionMnistIdx, ResizesAndRepeatsChannels) {
   // Shrinking by 2 averages 2 x 2 blocks (area interpolation).
   const auto native = make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 28}});
   const auto half =
-      make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 14}, {"resize", "resize"}});
+      make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 14}, {"fit", "resize"}});
   const torch::Tensor expected = torch::avg_pool2d(native->get_batch({2}).images, 2);
   EXPECT_TRUE(torch::allclose(half->get_batch({2}).images, expected, 1e-6, 1e-6));
 }
@@ -338,7 +338,7 @@ TEST_F(FashionMnistIdx, ParameterCombinationsAreChecked) {
   std::string message = error_of<ConfigError>([&] {
     make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 16}});
   });
-  EXPECT_NE(message.find("set `resize` to \"resize\""), std::string::npos) << message;
+  EXPECT_NE(message.find("set `fit` to \"resize\""), std::string::npos) << message;
   message = error_of<ConfigError>([&] { make("fashion-mnist", {{"root", dir_.string()}, {"channels", 2}}); });
   EXPECT_NE(message.find("channels is 2"), std::string::npos) << message;
 }
@@ -371,7 +371,7 @@ TEST(FashionMnistDebian, LimitChannelsAndResize) {
   EXPECT_EQ(padded->size(), 100);
   EXPECT_EQ(padded->get_batch({0, 99, 5}).images.sizes(), (std::vector<std::int64_t>{3, 1, 32, 32}));
   const auto small =
-      make("fashion-mnist", {{"limit", 100}, {"channels", 3}, {"resize", "resize"}, {"resolution", 16}});
+      make("fashion-mnist", {{"limit", 100}, {"channels", 3}, {"fit", "resize"}, {"resolution", 16}});
   const Batch batch = small->get_batch({0, 1, 2, 3});
   EXPECT_EQ(batch.images.sizes(), (std::vector<std::int64_t>{4, 3, 16, 16}));
   EXPECT_GE(batch.images.min().item<float>(), -1.0f);

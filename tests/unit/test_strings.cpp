@@ -8,6 +8,8 @@ TEST(Strings, EditDistance) {
   EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
   EXPECT_EQ(edit_distance("", "abc"), 3u);
   EXPECT_EQ(edit_distance("same", "same"), 0u);
+  EXPECT_EQ(edit_distance("trian", "train"), 1u);  // a swap of neighbours is one edit
+  EXPECT_EQ(closest_match("trian", {"train", "eval"}), "train");
 }
 
 TEST(Strings, ClosestMatchOnlyForPlausibleTypos) {
