@@ -160,8 +160,11 @@ int run_bench(const Args& args) {
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
   if (openblas_threads < 1) throw ConfigError("--openblas-threads: must be >= 1");
   const int threads = apply_common_options(common);
-  if (openblas_threads != 1 && !set_openblas_threads(openblas_threads))
-    spdlog::warn("--openblas-threads: this process does not use OpenBLAS; ignored");
+  if (openblas_threads != 1) {
+    if (!set_openblas_threads(openblas_threads))
+      spdlog::warn("--openblas-threads: this process does not use OpenBLAS; ignored");
+    at::set_num_threads(threads);  // in case the OpenMP build of OpenBLAS changed it
+  }
   return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json, parse_int_list(shape_text, "--shape"),
                             context_tokens, repeats, min_seconds, threads, openblas_threads);
 }

@@ -101,7 +101,10 @@ int run_train_denoiser(const Args& args) {
   DenoiserTrainer trainer(config, parts, sink);
   if (resume) trainer.resume();
   write_atomically(std::filesystem::path(config.output) / "config.json", [&](const std::filesystem::path& path) {
-    std::ofstream(path) << config.resolved.dump(2) << "\n";
+    std::ofstream out(path);
+    out << config.resolved.dump(2) << "\n";
+    out.close();
+    if (!out) throw Error("writing failed (disk full?)");
   });
 
   stop_requested.store(false);

@@ -24,8 +24,10 @@ bool set_openblas_threads(int threads) {
 }
 
 int set_compute_threads(int threads) {
-  at::set_num_threads(threads);
+  // OpenBLAS first: its OpenMP build implements the call with omp_set_num_threads, which would
+  // otherwise undo LibTorch's setting.
   set_openblas_threads(1);
+  at::set_num_threads(threads);
   return at::get_num_threads();
 }
 

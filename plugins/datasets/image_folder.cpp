@@ -40,7 +40,7 @@ std::string stb_reason() {
 
 // Every image file under `root`, recursively (following folder links, each real folder once), sorted
 // by path so the order does not depend on the file system.
-std::vector<fs::path> find_images(const fs::path& root) {
+std::vector<fs::path> find_images_unchecked(const fs::path& root) {
   std::vector<fs::path> files;
   std::set<fs::path> seen_folders = {fs::canonical(root)};
   fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink), end;
@@ -53,6 +53,15 @@ std::vector<fs::path> find_images(const fs::path& root) {
   }
   std::sort(files.begin(), files.end());
   return files;
+}
+
+std::vector<fs::path> find_images(const fs::path& root) {
+  try {
+    return find_images_unchecked(root);
+  } catch (const fs::filesystem_error& e) {
+    throw ConfigError("cannot list the images under " + root.string() + ": " + e.what() +
+                      "; check that every folder under it is readable");
+  }
 }
 
 class ImageFolder final : public Dataset {

@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include "latentlab/diffusion/elbo.hpp"
 #include "latentlab/train/data_order.hpp"
@@ -245,6 +247,33 @@ TEST(Trainer, MismatchedDataAndUNetAreRejectedBeforeTraining) {
   RecordingSink sink;
   EXPECT_THROW(DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink),
                ConfigError);
+}
+
+}  // namespace
+}  // namespace latentlab
+
+namespace latentlab {
+namespace {
+
+TEST(CsvMetricSink, ResumptionDropsLaterAndTornRows) {
+  const auto dir = std::filesystem::temp_directory_path() / ("latentlab_csv_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    CsvMetricSink sink(dir);
+    for (std::int64_t step = 1; step <= 5; ++step) sink.write("train", step, {{"loss", 0.5}, {"lr", 1e-4}});
+  }
+  {  // a process killed mid-write leaves a partial row
+    std::ofstream(dir / "train.csv", std::ios::app) << "6,0.4";
+  }
+  CsvMetricSink sink(dir);
+  sink.truncate_after(3);
+  sink.write("train", 4, {{"loss", 0.25}, {"lr", 1e-4}});
+  sink.flush();
+  std::ifstream in(dir / "train.csv");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "step,loss,lr\n1,0.5,0.0001\n2,0.5,0.0001\n3,0.5,0.0001\n4,0.25,0.0001\n");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -138,7 +138,9 @@ ObjectiveTerms DenoisingObjective::compute(const DenoiserFn& model, const torch:
                           .to(mse.device(), mse.scalar_type());
   terms.loss = (factor * mse).mean();
   terms.mse = mse.detach();
-  terms.loss_simple = terms.mse.mean();
+  // Eq. 2 estimates the uniform mean over t: the same importance correction, without w(t).
+  terms.loss_simple =
+      (sampler_.importance(terms.t).to(mse.device(), mse.scalar_type()) * terms.mse).mean();
   return terms;
 }
 

@@ -2,6 +2,7 @@
 // BasicTransformerBlock, SpatialTransformer (attention.py, Sec. 3.3).
 #include <cmath>
 
+#include "latentlab/nn/cpu_matmul.hpp"
 #include "blocks.hpp"
 
 namespace latentlab::nn {
@@ -11,14 +12,12 @@ namespace F = torch::nn::functional;
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                            double scale) {
   // q: [N, L, d]; k, v: [N, S, d]
-  // beta = 0: the uninitialised input is ignored, and the scale rides on the matrix product.
-  auto sim = torch::baddbmm(torch::empty({q.size(0), q.size(1), k.size(1)}, q.options()), q, k.transpose(1, 2),
-                            /*beta=*/0.0, /*alpha=*/scale);  // [N, L, S]
+  const auto sim = batched_matmul(q, k, false, true, scale);  // [N, L, S]
   // Softmax in float32 whatever the compute dtype (LDM computes `sim` in float32 too).
   const auto attention = sim.scalar_type() == torch::kFloat32 || sim.scalar_type() == torch::kFloat64
                              ? sim.softmax(-1)
                              : sim.to(torch::kFloat32).softmax(-1).to(q.scalar_type());
-  return torch::bmm(attention, v);  // [N, L, d]
+  return batched_matmul(attention, v);  // [N, L, d]
 }
 
 namespace {
@@ -26,7 +25,12 @@ namespace {
 // Applies a Conv1d/Conv2d with a 1x1 kernel to tokens as one matrix product.
 // tokens: [B, N, C_in] -> [B, N, C_out]
 torch::Tensor pointwise(const torch::Tensor& tokens, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return F::linear(tokens, weight.flatten(1), bias);
+  return linear(tokens, weight, bias);
+}
+
+// A Linear module's product through the two-core path.
+torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return linear(x, layer->weight, layer->bias);
 }
 
 // [B, N, H*d] -> [B*H, N, d]
@@ -84,11 +88,11 @@ CrossAttentionImpl::CrossAttentionImpl(std::int64_t query_dim, std::int64_t cont
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
   // x: [B, N, query_dim]; context: [B, M, context_dim] (x when undefined)
   const auto& source = context.defined() ? context : x;
-  const auto q = split_heads(to_q_->forward(x), heads_);       // [B*H, N, d]
-  const auto k = split_heads(to_k_->forward(source), heads_);  // [B*H, M, d]
-  const auto v = split_heads(to_v_->forward(source), heads_);  // [B*H, M, d]
+  const auto q = split_heads(project(to_q_, x), heads_);       // [B*H, N, d]
+  const auto k = split_heads(project(to_k_, source), heads_);  // [B*H, M, d]
+  const auto v = split_heads(project(to_v_, source), heads_);  // [B*H, M, d]
   const auto a = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(dim_head_)));
-  return out_dropout_->forward(out_linear_->forward(merge_heads(a, heads_)));  // [B, N, query_dim]
+  return out_dropout_->forward(project(out_linear_, merge_heads(a, heads_)));  // [B, N, query_dim]
 }
 
 FeedForwardImpl::FeedForwardImpl(std::int64_t dim, std::int64_t mult, double dropout) {
@@ -102,8 +106,8 @@ FeedForwardImpl::FeedForwardImpl(std::int64_t dim, std::int64_t mult, double dro
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   // x: [B, N, dim] -> GEGLU [B, N, inner] -> [B, N, dim]
-  const auto parts = proj_->forward(x).chunk(2, -1);
-  return out_->forward(dropout_->forward(parts[0] * torch::gelu(parts[1])));
+  const auto parts = project(proj_, x).chunk(2, -1);
+  return project(out_, dropout_->forward(parts[0] * torch::gelu(parts[1])));
 }
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t dim_head,

@@ -22,8 +22,8 @@ torch::Tensor TimestepSequentialImpl::forward(const torch::Tensor& x, const torc
   return h;
 }
 
-torch::nn::GroupNorm normalization(std::int64_t channels, double eps) {
-  return torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, channels).eps(eps));
+GroupNorm32 normalization(std::int64_t channels, double eps) {
+  return GroupNorm32(torch::nn::GroupNormOptions(32, channels).eps(eps));
 }
 
 void zero_parameters(torch::nn::Module& module) {

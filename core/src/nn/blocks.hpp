@@ -39,8 +39,19 @@ void push_block(TimestepSequential& sequential, const Holder& holder) {
   });
 }
 
-// GroupNorm(32, channels) (LDM's `normalization`), computed in float32.
-torch::nn::GroupNorm normalization(std::int64_t channels, double eps = 1e-5);
+// LDM's GroupNorm32: GroupNorm computed in float32 whatever the input's dtype; parameters `weight`, `bias`.
+class GroupNorm32Impl : public torch::nn::GroupNormImpl {
+ public:
+  using torch::nn::GroupNormImpl::GroupNormImpl;
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (x.scalar_type() == torch::kFloat32) return torch::nn::GroupNormImpl::forward(x);
+    return torch::nn::GroupNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
+  }
+};
+TORCH_MODULE(GroupNorm32);
+
+// GroupNorm32(32, channels) (LDM's `normalization`).
+GroupNorm32 normalization(std::int64_t channels, double eps = 1e-5);
 
 struct ResBlockOptions {
   std::int64_t channels, emb_channels, out_channels;
@@ -56,8 +67,7 @@ class ResBlockImpl : public torch::nn::Module, public TimestepBlock {
 
  private:
   ResBlockOptions options_;
-  torch::nn::Sequential in_layers_, emb_layers_, out_layers_;
-  torch::nn::GroupNorm in_norm_{nullptr}, out_norm_{nullptr};
+  GroupNorm32 in_norm_{nullptr}, out_norm_{nullptr};
   torch::nn::Conv2d in_conv_{nullptr}, out_conv_{nullptr};
   torch::nn::Linear emb_linear_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
@@ -97,7 +107,7 @@ class AttentionBlockImpl : public torch::nn::Module, public TimestepBlock {
  private:
   std::int64_t channels_, num_heads_;
   bool new_order_;
-  torch::nn::GroupNorm norm_{nullptr};
+  GroupNorm32 norm_{nullptr};
   torch::nn::Conv1d qkv_{nullptr}, proj_out_{nullptr};
 };
 TORCH_MODULE(AttentionBlock);
@@ -113,7 +123,6 @@ class CrossAttentionImpl : public torch::nn::Module {
  private:
   std::int64_t heads_, dim_head_;
   torch::nn::Linear to_q_{nullptr}, to_k_{nullptr}, to_v_{nullptr}, out_linear_{nullptr};
-  torch::nn::Sequential to_out_;
   torch::nn::Dropout out_dropout_{nullptr};
 };
 TORCH_MODULE(CrossAttention);
@@ -125,7 +134,6 @@ class FeedForwardImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
-  torch::nn::Sequential net_;
   torch::nn::Linear proj_{nullptr}, out_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
 };
@@ -154,7 +162,7 @@ class SpatialTransformerImpl : public torch::nn::Module, public TimestepBlock {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) override;
 
  private:
-  torch::nn::GroupNorm norm_{nullptr};
+  GroupNorm32 norm_{nullptr};
   torch::nn::Conv2d proj_in_{nullptr}, proj_out_{nullptr};
   torch::nn::ModuleList transformer_blocks_;
   std::vector<BasicTransformerBlock> blocks_;

@@ -48,7 +48,8 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
   auto add_attention = [&](TimestepSequential& block, std::int64_t channels) {
     const auto [heads, dim_head] = c.heads_for(channels);
     if (c.use_spatial_transformer)
-      push_block(block, SpatialTransformer(channels, heads, dim_head, c.transformer_depth, c.dropout, c.context_dim));
+      // No dropout inside transformers: the reference UNet passes `dropout` to ResBlocks only.
+      push_block(block, SpatialTransformer(channels, heads, dim_head, c.transformer_depth, 0.0, c.context_dim));
     else
       push_block(block, AttentionBlock(channels, heads, c.use_new_attention_order));
   };
@@ -120,7 +121,9 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
   }
 
   auto out = container(*this, "out");
-  out_norm_ = out->register_module("0", normalization(ch));
+  auto out_norm = normalization(ch);
+  out->register_module("0", out_norm);
+  out_norm_ = out_norm.ptr();
   out_conv_ = out->register_module("2", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, c.out_channels, 3).padding(1)));
   zero_parameters(*out_conv_);
 }

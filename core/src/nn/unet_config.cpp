@@ -92,7 +92,11 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& json, const std::string& 
   c.use_fp16 = params.get_bool("use_fp16");
   c.legacy = params.get_bool("legacy");
 
-  // GroupNorm(32) everywhere, as in LDM: every level's width must be a multiple of 32.
+  // GroupNorm(32) everywhere, as in LDM: the base width and every level's width must be multiples of 32.
+  if (c.model_channels % 32 != 0)
+    throw ConfigError(path + ".model_channels: " + std::to_string(c.model_channels) +
+                      " is not a multiple of 32 (GroupNorm uses 32 groups, and the first block has model_channels "
+                      "channels); use a multiple of 32");
   for (const auto mult : c.channel_mult)
     if ((c.model_channels * mult) % 32 != 0)
       throw ConfigError(path + ".model_channels: " + std::to_string(c.model_channels) + " x channel_mult " +

@@ -9,11 +9,13 @@ namespace latentlab {
 
 namespace {
 
-void sync_path(const std::filesystem::path& path, int flags) {
+// Flushes a file (or folder) to disk; false when that failed.
+bool sync_path(const std::filesystem::path& path, int flags) {
   const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;
-  ::fsync(fd);
+  if (fd < 0) return false;
+  const bool synced = ::fsync(fd) == 0;
   ::close(fd);
+  return synced;
 }
 
 }  // namespace
@@ -25,7 +27,7 @@ void write_atomically(const std::filesystem::path& path,
   const auto temporary = folder / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()));
   try {
     write(temporary);
-    sync_path(temporary, O_RDONLY);
+    if (!sync_path(temporary, O_RDONLY)) throw Error("flushing it to disk failed (disk full?)");
     std::filesystem::rename(temporary, path);
     sync_path(folder, O_RDONLY | O_DIRECTORY);
   } catch (const std::exception& e) {

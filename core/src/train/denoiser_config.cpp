@@ -55,9 +55,10 @@ const ParamSchema& train_schema() {
           .integer("accumulate", 1, "batches per optimiser step (gradient accumulation)", Range::at_least(1))
           .number("lr", 1e-4, "AdamW learning rate", Range::above(0))
           .number_list("betas", std::vector<double>{0.9, 0.999}, "AdamW betas", Range{0.0, 1.0, false, true}, 2)
-          .number("weight_decay", 0.0, "AdamW decoupled weight decay", Range::at_least(0))
+          .number("weight_decay", 0.01, "AdamW decoupled weight decay (0.01: torch.optim.AdamW's default, as LDM uses)",
+                  Range::at_least(0))
           .integer("warmup_steps", 0, "linear learning-rate warm-up steps", Range::at_least(0))
-          .number("grad_clip", 1.0, "max global gradient norm (0: no clipping)", Range::at_least(0))
+          .number("grad_clip", 0.0, "max global gradient norm (0: no clipping, as LDM)", Range::at_least(0))
           .number("ema_decay", 0.9999, "EMA decay of the weights (0: no EMA)", Range{0.0, 1.0, false, true})
           .integer("log_every", 50, "steps between progress lines", Range::at_least(1))
           .integer("checkpoint_every", 500, "steps between checkpoints (and on interrupt, and at the end)",

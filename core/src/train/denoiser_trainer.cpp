@@ -36,6 +36,7 @@ std::string duration_text(double seconds) {
 nlohmann::json resumable_identity(nlohmann::json config) {
   for (const char* key : {"steps", "log_every", "checkpoint_every"}) config["train"].erase(key);
   config["eval"].erase("every");
+  config.erase("output");  // a run folder may be moved or named differently
   return config;
 }
 
@@ -357,13 +358,14 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
       interval_loss = interval_simple = 0;
       s.sink.flush();
     }
-    if ((c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps) s.evaluate();
-    const bool stopping = stop.load();
+    // An interrupt skips the evaluation (the resumed run does it) and checkpoints at once.
+    const bool stopping = stop.load() && s.step < c.steps;
+    if (!stopping && ((c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps)) s.evaluate();
     if (s.step % c.checkpoint_every == 0 || s.step == c.steps || stopping) {
+      s.sink.flush();  // every row up to the checkpoint's step is on disk before the checkpoint is
       s.save_checkpoint();
-      s.sink.flush();
     }
-    if (stopping && s.step < c.steps) {
+    if (stopping) {
       spdlog::warn("interrupted: checkpoint at step {} written to {}", s.step, checkpoint_path().string());
       return {s.step, true};
     }

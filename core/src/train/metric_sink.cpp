@@ -1,6 +1,8 @@
 #include "latentlab/train/metric_sink.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "latentlab/error.hpp"
@@ -48,13 +50,29 @@ void CsvMetricSink::truncate_after(std::int64_t step) {
     std::ostringstream kept;
     std::string line;
     bool header = true;
+    std::size_t fields = 0;
     while (std::getline(in, line)) {
-      if (header || std::stoll(line.substr(0, line.find(','))) <= step) kept << line << "\n";
-      header = false;
+      const auto count = static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1;
+      if (header) {
+        fields = count;
+        kept << line << "\n";
+        header = false;
+        continue;
+      }
+      // Rows up to `step`; a row cut short by a killed process (fewer fields) is dropped.
+      char* parsed_end = nullptr;
+      const long long row_step = std::strtoll(line.c_str(), &parsed_end, 10);
+      if (count == fields && parsed_end != line.c_str() && *parsed_end == ',' && row_step <= step)
+        kept << line << "\n";
     }
     in.close();
     const auto temporary = path.string() + ".tmp";
-    std::ofstream(temporary) << kept.str();
+    {
+      std::ofstream out(temporary);
+      out << kept.str();
+      out.close();
+      if (!out) throw Error("cannot rewrite " + path.string() + " (disk full?)");
+    }
     std::filesystem::rename(temporary, path);
   }
 }

@@ -34,7 +34,7 @@ LATENTLAB_API double elbo_decoder_constant(const Schedule& schedule);
 struct ElboEstimate {
   double prior_bpd = 0;      // KL(q(z_T|z_0) || N(0, I)), exact
   double diffusion_bpd = 0;  // sum over t = 2..T of the Eq. 13 terms, stratified estimate
-  double decoder_bpd = 0;    // t = 1, exact given the model
+  double decoder_bpd = 0;    // t = 1, one eps draw per sample
   double total_bpd = 0;      // the three summed
   double loss_simple = 0;    // Eq. 2 on the same draws, an unbiased estimate of E_{t~U(1..T)} mse_t
   std::int64_t samples = 0;

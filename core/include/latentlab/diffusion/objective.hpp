@@ -50,7 +50,7 @@ class LATENTLAB_API TimestepSampler {
 // One evaluation of the objective on a batch.
 struct ObjectiveTerms {
   torch::Tensor loss;         // scalar: mean over the batch of w(t)/(T p(t)) mse_t (backpropagate this)
-  torch::Tensor loss_simple;  // scalar, detached: Eq. 2 on the same draws (mean of mse_t)
+  torch::Tensor loss_simple;  // scalar, detached: Eq. 2 on the same draws (mean of mse_t / (T p(t)))
   torch::Tensor t;            // [B] the steps drawn
   torch::Tensor mse;          // [B] detached per-sample mean squared eps error
 };

@@ -14,6 +14,7 @@
 namespace latentlab::nn {
 
 class TimestepSequentialImpl;
+class GroupNorm32Impl;
 
 // Sinusoidal embedding of t (LDM's timestep_embedding): [cos(t f_i), sin(t f_i)] with
 // f_i = max_period^(-i / (dim/2)), zero-padded when dim is odd. t: [B] -> [B, dim] float32
@@ -45,7 +46,7 @@ class LATENTLAB_API UNetImpl : public torch::nn::Module {
   torch::nn::Embedding label_emb_{nullptr};
   std::vector<std::shared_ptr<TimestepSequentialImpl>> input_blocks_, output_blocks_;
   std::shared_ptr<TimestepSequentialImpl> middle_block_;
-  torch::nn::GroupNorm out_norm_{nullptr};
+  std::shared_ptr<GroupNorm32Impl> out_norm_;
   torch::nn::Conv2d out_conv_{nullptr};
 };
 TORCH_MODULE(UNet);
