@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start: set-up, build, then the most complete end-to-end run LatentLab has today:
-# check the environment, list the plugins, and print the paper's default noise schedule.
+# check the environment, list the plugins, print the paper's default noise schedule, and train a
+# small pixel-space denoiser on Fashion-MNIST for a minute, logging both yardsticks.
 # (The sweep engine will replace this with `latentlab sweep experiments/quickstart.json`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,9 @@ run plugins show linear
 run schedule linear --every 100
 run schedule cosine --every 100
 run schedule cosine --check
+run bench denoiser --batch 1,64 --repeats 3 --min-seconds 0.5
+rm -rf results/quickstart-denoiser  # a fresh run each time (a folder with a checkpoint needs --resume)
+run train-denoiser experiments/quickstart-denoiser.json
+echo
+echo "\$ cat results/quickstart-denoiser/eval.csv"
+cat results/quickstart-denoiser/eval.csv

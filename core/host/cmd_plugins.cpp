@@ -6,6 +6,8 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "latentlab/error.hpp"
+#include "latentlab/plugin_checks.hpp"
+#include "latentlab/schedule_checks.hpp"
 #include "latentlab/strings.hpp"
 
 namespace latentlab::host {
@@ -74,16 +76,52 @@ void print_show(const registry::Entry& entry, bool as_json) {
   }
 }
 
+// `plugins check`: the conformance checks of the plugin's kind, with the given parameters.
+int run_checks(const registry::Registry& registry, const registry::Entry& entry, const nlohmann::json& params,
+               bool json) {
+  const auto& kind = entry.info.kind;
+  const auto path = kind + "." + entry.info.name;
+  std::vector<CheckResult> results;
+  if (kind == Schedule::kKind)
+    results = check_schedule(*registry.create<Schedule>(entry.info.name, params, path));
+  else if (kind == LossWeighting::kKind)
+    results = check_weighting(*registry.create<LossWeighting>(entry.info.name, params, path));
+  else if (kind == Dataset::kKind)
+    results = check_dataset(*registry.create<Dataset>(entry.info.name, params, path));
+  else
+    throw ConfigError("plugins check: no conformance checks for kind '" + kind + "' yet");
+  const bool passed = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.passed; });
+  if (json) {
+    nlohmann::json out = {
+        {"kind", kind}, {"name", entry.info.name}, {"passed", passed}, {"checks", nlohmann::json::array()}};
+    for (const auto& r : results)
+      out["checks"].push_back({{"name", r.name}, {"passed", r.passed}, {"detail", r.detail}});
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << kind << " " << entry.info.name << "\n";
+    for (const auto& r : results)
+      std::cout << (r.passed ? "[pass] " : "[FAIL] ") << r.name << (r.passed ? "" : "\n       " + r.detail)
+                << "\n";
+    const auto failed =
+        std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.passed; });
+    std::cout << "\n" << results.size() - failed << " checks passed, " << failed << " failed\n";
+  }
+  return passed ? kOk : kFailure;
+}
+
 }  // namespace
 
 int run_plugins(const Args& args) {
   CommonOptions common;
-  std::string action, name, kind, format = "table";
+  std::string action, name, kind, format = "table", params_json;
+  std::vector<std::string> sets;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
       ("kind", po::value(&kind), "plugin kind, when a name exists in several kinds")
-      ("format", po::value(&format)->default_value("table"), "table or json");
+      ("format", po::value(&format)->default_value("table"), "table or json")
+      ("set", po::value(&sets)->composing(), "check: parameter override key=value; repeatable")
+      ("params", po::value(&params_json), "check: parameters as a JSON object");
   // clang-format on
   add_common_options(options, common);
   Positionals positional;
@@ -91,17 +129,20 @@ int run_plugins(const Args& args) {
   po::variables_map vm;
   const std::string usage =
       "latentlab plugins [list] [--format table|json] [--plugin-path DIR]...\n"
-      "       latentlab plugins show NAME [--kind KIND] [--format table|json]";
+      "       latentlab plugins show NAME [--kind KIND] [--format table|json]\n"
+      "       latentlab plugins check NAME [--kind KIND] [--set key=value]... [--params JSON] [--format "
+      "table|json]";
   if (!parse_command_line("plugins", args, options, positional, usage,
                           "Lists every loaded plugin (kind, name, version, library) and then the "
                           "libraries that were not loaded, with the reason; or shows one plugin's "
-                          "description and parameter schema.",
+                          "description and parameter schema; or runs the conformance checks of one "
+                          "plugin's kind on it (exit 1 when one fails).",
                           vm))
     return kOk;
   if (action.empty()) action = "list";
-  if (action != "list" && action != "show")
-    throw ConfigError("plugins: expected 'list' or 'show', got '" + action + "'" +
-                      did_you_mean(action, {"list", "show"}) + "\nUsage: " + usage);
+  if (action != "list" && action != "show" && action != "check")
+    throw ConfigError("plugins: expected 'list', 'show' or 'check', got '" + action + "'" +
+                      did_you_mean(action, {"list", "show", "check"}) + "\nUsage: " + usage);
   if (format != "table" && format != "json")
     throw ConfigError("--format: expected table or json, got '" + format + "'");
   if (!kind.empty()) {
@@ -121,7 +162,7 @@ int run_plugins(const Args& args) {
     print_list(*registry, format == "json");
     return kOk;
   }
-  if (name.empty()) throw ConfigError("plugins show: which plugin? Usage: " + usage);
+  if (name.empty()) throw ConfigError("plugins " + action + ": which plugin? Usage: " + usage);
   std::vector<const registry::Entry*> matches;
   for (const auto& e : registry->entries())
     if (e.info.name == name && (kind.empty() || e.info.kind == kind)) matches.push_back(&e);
@@ -139,6 +180,9 @@ int run_plugins(const Args& args) {
     for (const auto* m : matches) kinds.push_back(m->info.kind);
     throw ConfigError("'" + name + "' names plugins of several kinds (" + join(kinds) + "); add --kind KIND");
   }
+  if (action == "check")
+    return run_checks(*registry, *matches.front(), parse_parameter_overrides(params_json, sets),
+                      format == "json");
   print_show(*matches.front(), format == "json");
   return kOk;
 }

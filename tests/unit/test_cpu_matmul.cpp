@@ -6,7 +6,9 @@
 namespace latentlab::nn {
 namespace {
 
-torch::Tensor op(const torch::Tensor& x, bool transpose) { return transpose ? x.transpose(1, 2) : x; }
+torch::Tensor op(const torch::Tensor& x, bool transpose) {
+  return transpose ? x.transpose(1, 2) : x;
+}
 
 TEST(CpuMatmul, BatchedProductAndGradientsMatchLibTorch) {
   torch::manual_seed(0);
@@ -65,7 +67,8 @@ TEST(CpuMatmul, LinearAndGradientsMatchLibTorch) {
 TEST(CpuMatmul, OtherDtypesFallBack) {
   const auto a = torch::randn({2, 3, 4}, torch::kFloat64), b = torch::randn({2, 4, 5}, torch::kFloat64);
   EXPECT_TRUE(torch::allclose(batched_matmul(a, b), torch::bmm(a, b)));
-  EXPECT_TRUE(torch::allclose(nn::linear(a, torch::ones({2, 4}, torch::kFloat64), torch::Tensor()), a.sum(-1, true).expand({2, 3, 2})));
+  EXPECT_TRUE(torch::allclose(nn::linear(a, torch::ones({2, 4}, torch::kFloat64), torch::Tensor()),
+                              a.sum(-1, true).expand({2, 3, 2})));
 }
 
 }  // namespace

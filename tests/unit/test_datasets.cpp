@@ -13,6 +13,7 @@
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
+#include "latentlab/plugin_checks.hpp"
 #include "latentlab/registry/registry.hpp"
 
 using latentlab::Batch;
@@ -236,8 +237,7 @@ TEST_F(FashionMnistIdx, ResizesAndRepeatsChannels) {
   }
   // Shrinking by 2 averages 2 x 2 blocks (area interpolation).
   const auto native = make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 28}});
-  const auto half =
-      make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 14}, {"fit", "resize"}});
+  const auto half = make("fashion-mnist", {{"root", dir_.string()}, {"resolution", 14}, {"fit", "resize"}});
   const torch::Tensor expected = torch::avg_pool2d(native->get_batch({2}).images, 2);
   EXPECT_TRUE(torch::allclose(half->get_batch({2}).images, expected, 1e-6, 1e-6));
 }
@@ -504,3 +504,32 @@ TEST_F(ImageFolder, EmptyOrMissingRootIsAConfigError) {
   message = error_of<ConfigError>([&] { make("image-folder", json::object()); });
   EXPECT_NE(message.find("root"), std::string::npos) << message;
 }
+
+// ---- conformance: every built-in dataset passes the checks of `latentlab plugins check` ----
+
+namespace latentlab {
+namespace {
+
+void expect_conformant(const Dataset& dataset, const std::string& what) {
+  for (const auto& result : check_dataset(dataset))
+    EXPECT_TRUE(result.passed) << what << ": " << result.name << ": " << result.detail;
+}
+
+TEST_F(FashionMnistIdx, PassesTheDatasetConformanceChecks) {
+  write_fashion(dir_);
+  expect_conformant(*make("fashion-mnist", {{"root", dir_.string()}}), "fashion-mnist, pad");
+  expect_conformant(*make("fashion-mnist",
+                          {{"root", dir_.string()}, {"fit", "resize"}, {"resolution", 12}, {"channels", 3}}),
+                    "fashion-mnist, resize, 3 channels");
+}
+
+TEST_F(ImageFolder, PassesTheDatasetConformanceChecks) {
+  write_pets(dir_);
+  expect_conformant(*make("image-folder", {{"root", dir_.string()}, {"labels", true}, {"resolution", 8}}),
+                    "labels");
+  expect_conformant(*make("image-folder", {{"root", dir_.string()}, {"channels", 1}, {"resolution", 5}}),
+                    "grey");
+}
+
+}  // namespace
+}  // namespace latentlab

@@ -18,13 +18,16 @@ namespace {
 DiscreteSchedule ldm_linear(std::int64_t T = 1000, double b0 = 0.0015, double b1 = 0.0195) {
   std::vector<double> betas;
   for (std::int64_t i = 0; i < T; ++i) {
-    const double s = std::sqrt(b0) + (std::sqrt(b1) - std::sqrt(b0)) * static_cast<double>(i) / static_cast<double>(T - 1);
+    const double s =
+        std::sqrt(b0) + (std::sqrt(b1) - std::sqrt(b0)) * static_cast<double>(i) / static_cast<double>(T - 1);
     betas.push_back(s * s);
   }
   return DiscreteSchedule(betas);
 }
 
-at::Generator seeded(std::uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+at::Generator seeded(std::uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
 
 TEST(ForwardProcess, MomentsOfZtMatchAlphaAndSigma) {
   const auto schedule = ldm_linear();
@@ -38,7 +41,8 @@ TEST(ForwardProcess, MomentsOfZtMatchAlphaAndSigma) {
     const double alpha = schedule.alpha(step), sigma = schedule.sigma(step);
     // mean alpha * 0.7 within 5 standard errors; variance sigma^2 within 5 standard errors (2 sigma^4 / n).
     EXPECT_NEAR(z_t.mean().item<double>(), alpha * 0.7, 5 * sigma / std::sqrt(n)) << "t = " << step;
-    EXPECT_NEAR(z_t.var().item<double>(), sigma * sigma, 5 * sigma * sigma * std::sqrt(2.0 / n)) << "t = " << step;
+    EXPECT_NEAR(z_t.var().item<double>(), sigma * sigma, 5 * sigma * sigma * std::sqrt(2.0 / n))
+        << "t = " << step;
   }
 }
 
@@ -60,15 +64,18 @@ TEST(Parameterisations, ConversionsAreConsistent) {
   const auto z_t = process.noise(z0, t, eps);
   for (const auto p : {Prediction::Eps, Prediction::X0, Prediction::V}) {
     const auto target = prediction_target(p, z0, eps, alpha, sigma);
-    EXPECT_TRUE(torch::allclose(eps_from_prediction(p, target, z_t, alpha, sigma), eps, 1e-9, 1e-9)) << to_string(p);
-    EXPECT_TRUE(torch::allclose(x0_from_prediction(p, target, z_t, alpha, sigma), z0, 1e-6, 1e-6)) << to_string(p);
+    EXPECT_TRUE(torch::allclose(eps_from_prediction(p, target, z_t, alpha, sigma), eps, 1e-9, 1e-9))
+        << to_string(p);
+    EXPECT_TRUE(torch::allclose(x0_from_prediction(p, target, z_t, alpha, sigma), z0, 1e-6, 1e-6))
+        << to_string(p);
   }
 }
 
 TEST(Parameterisations, X0FromEpsIsGuardedWhereAlphaVanishes) {
   const auto z_t = torch::ones({1, 1, 2, 2});
   const auto out = x0_from_prediction(Prediction::Eps, torch::zeros({1, 1, 2, 2}), z_t,
-                                      torch::zeros({1, 1, 1, 1}, torch::kFloat64), torch::ones({1, 1, 1, 1}, torch::kFloat64));
+                                      torch::zeros({1, 1, 1, 1}, torch::kFloat64),
+                                      torch::ones({1, 1, 1, 1}, torch::kFloat64));
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
 }
 
@@ -89,8 +96,8 @@ TEST(Elbo, Eq15IdentityHolds) {
 }
 
 // KL(q(z_{t-1}|z_t,z_0) || p(z_{t-1}|z_t)) from the means and variances of Eq. 11-12.
-double direct_kl(const Schedule& schedule, std::int64_t t, const torch::Tensor& z0, const torch::Tensor& z0_hat,
-                 const torch::Tensor& z_t) {
+double direct_kl(const Schedule& schedule, std::int64_t t, const torch::Tensor& z0,
+                 const torch::Tensor& z0_hat, const torch::Tensor& z_t) {
   const std::int64_t s = t - 1;
   const double a_ts = schedule.alpha_ts(t, s), s2_ts = schedule.sigma2_ts(t, s);
   const double s2_t = schedule.sigma2(t), s2_s = schedule.sigma2(s), a_s = schedule.alpha(s);
@@ -111,9 +118,11 @@ TEST(Elbo, WeightEqualsDirectGaussianKl) {
       const auto eps_hat = eps + 0.2 * torch::randn({1, 2, 4, 4}, gen, torch::kFloat64);
       const auto steps = torch::tensor({t}, torch::kLong);
       const auto z_t = process.noise(z0, steps, eps);
-      const auto z0_hat = x0_from_prediction(Prediction::Eps, eps_hat, z_t, process.alpha(steps), process.sigma(steps));
+      const auto z0_hat =
+          x0_from_prediction(Prediction::Eps, eps_hat, z_t, process.alpha(steps), process.sigma(steps));
       const double kl = direct_kl(schedule, t, z0, z0_hat, z_t);
-      const double weighted = weights[static_cast<std::size_t>(t - 1)] * (eps - eps_hat).pow(2).sum().item<double>();
+      const double weighted =
+          weights[static_cast<std::size_t>(t - 1)] * (eps - eps_hat).pow(2).sum().item<double>();
       EXPECT_NEAR(weighted / kl, 1.0, 1e-9) << "t = " << t << " of T = " << schedule.num_steps();
     }
   }
@@ -136,7 +145,9 @@ TEST(Elbo, EstimateOfAZeroModelMatchesTheClosedForm) {
   const ForwardProcess process(schedule);
   auto gen = seeded(5);
   const auto z0 = torch::zeros({64, 1, 8, 8});
-  const DenoiserFn zero = [](const torch::Tensor& z_t, const torch::Tensor&) { return torch::zeros_like(z_t); };
+  const DenoiserFn zero = [](const torch::Tensor& z_t, const torch::Tensor&) {
+    return torch::zeros_like(z_t);
+  };
   const auto estimate = estimate_elbo(zero, process, Prediction::Eps, z0, 8, 32, gen);
   const auto weights = elbo_weights(schedule);
   double diffusion = 0;
@@ -172,7 +183,8 @@ TEST(TimestepSampling, ImportanceSamplingKeepsTheExpectation) {
   }
   auto gen = seeded(6);
   double uniform_se = 0;
-  for (const auto mode : {TimestepSampling::Uniform, TimestepSampling::Weights, TimestepSampling::LossHistory}) {
+  for (const auto mode :
+       {TimestepSampling::Uniform, TimestepSampling::Weights, TimestepSampling::LossHistory}) {
     TimestepSampler sampler(mode, w, /*warmup=*/2);
     if (mode == TimestepSampling::LossHistory) {  // feed it a history so that it leaves the uniform warm-up
       for (int round = 0; round < 3; ++round) {
@@ -185,14 +197,17 @@ TEST(TimestepSampling, ImportanceSamplingKeepsTheExpectation) {
     double se = 0;
     const double mean = sampled_mean(sampler, w, f, 200000, gen, &se);
     EXPECT_NEAR(mean, exact, 5 * se) << to_string(mode);
-    if (mode == TimestepSampling::Uniform) uniform_se = se;
-    else EXPECT_LT(se, uniform_se) << to_string(mode) << " should reduce the variance";
+    if (mode == TimestepSampling::Uniform)
+      uniform_se = se;
+    else
+      EXPECT_LT(se, uniform_se) << to_string(mode) << " should reduce the variance";
   }
 }
 
 TEST(TimestepSampling, StateRoundTrips) {
   TimestepSampler a(TimestepSampling::LossHistory, std::vector<double>(5, 1.0), 1);
-  a.observe(torch::tensor({1, 2, 3, 4, 5}, torch::kLong), torch::tensor({1.0, 2.0, 3.0, 4.0, 5.0}, torch::kFloat64));
+  a.observe(torch::tensor({1, 2, 3, 4, 5}, torch::kLong),
+            torch::tensor({1.0, 2.0, 3.0, 4.0, 5.0}, torch::kFloat64));
   TimestepSampler b(TimestepSampling::LossHistory, std::vector<double>(5, 1.0), 1);
   b.load_state(a.state());
   EXPECT_TRUE(torch::equal(a.proposal(), b.proposal()));

@@ -20,11 +20,11 @@ class TensorDataset : public Dataset {
   TensorDataset(std::int64_t size, std::int64_t resolution, std::uint64_t seed) {
     torch::manual_seed(seed);
     const auto coarse = torch::rand({size, 1, 2, 2}) * 2 - 1;
-    images_ = torch::nn::functional::interpolate(
-        coarse, torch::nn::functional::InterpolateFuncOptions()
-                    .size(std::vector<std::int64_t>{resolution, resolution})
-                    .mode(torch::kBilinear)
-                    .align_corners(false));
+    images_ = torch::nn::functional::interpolate(coarse,
+                                                 torch::nn::functional::InterpolateFuncOptions()
+                                                     .size(std::vector<std::int64_t>{resolution, resolution})
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false));
     labels_ = torch::arange(size, torch::kLong) % 3;
   }
   std::int64_t size() const override { return images_.size(0); }
@@ -73,7 +73,8 @@ class RecordingSink : public MetricSink {
 };
 
 std::string temp_folder(const std::string& name) {
-  const auto path = std::filesystem::temp_directory_path() / ("latentlab_trainer_" + name + "_" + std::to_string(::getpid()));
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("latentlab_trainer_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(path);
   return path.string();
 }
@@ -83,20 +84,35 @@ nlohmann::json tiny_config(const std::string& output) {
           {"seed", 3},
           {"data", {{"dataset", "synthetic"}, {"hflip", true}}},
           {"unet",
-           {{"in_channels", 1}, {"out_channels", 1}, {"model_channels", 32}, {"channel_mult", {1, 1}},
-            {"num_res_blocks", 1}, {"attention_resolutions", {2}}, {"num_head_channels", 32}, {"dropout", 0.1},
+           {{"in_channels", 1},
+            {"out_channels", 1},
+            {"model_channels", 32},
+            {"channel_mult", {1, 1}},
+            {"num_res_blocks", 1},
+            {"attention_resolutions", {2}},
+            {"num_head_channels", 32},
+            {"dropout", 0.1},
             {"num_classes", 3}}},
-          {"train", {{"steps", 12}, {"batch_size", 4}, {"lr", 1e-3}, {"checkpoint_every", 5}, {"log_every", 4},
-                     {"ema_decay", 0.99}, {"warmup_steps", 3}, {"accumulate", 2}}},
+          {"train",
+           {{"steps", 12},
+            {"batch_size", 4},
+            {"lr", 1e-3},
+            {"checkpoint_every", 5},
+            {"log_every", 4},
+            {"ema_decay", 0.99},
+            {"warmup_steps", 3},
+            {"accumulate", 2}}},
           {"eval", {{"every", 6}, {"samples", 8}, {"strata", 2}, {"batch_size", 5}}}};
 }
 
-DenoiserTrainerParts parts(std::shared_ptr<LossWeighting> weighting, std::int64_t T = 4, std::int64_t size = 24) {
+DenoiserTrainerParts parts(std::shared_ptr<LossWeighting> weighting, std::int64_t T = 4,
+                           std::int64_t size = 24) {
   DenoiserTrainerParts p;
   p.train_data = std::make_shared<TensorDataset>(size, 8, 11);
   p.held_out = std::make_shared<TensorDataset>(16, 8, 12);
   std::vector<double> betas;
-  for (std::int64_t i = 0; i < T; ++i) betas.push_back(0.05 + 0.5 * static_cast<double>(i) / static_cast<double>(T));
+  for (std::int64_t i = 0; i < T; ++i)
+    betas.push_back(0.05 + 0.5 * static_cast<double>(i) / static_cast<double>(T));
   p.schedule = std::make_shared<DiscreteSchedule>(betas);
   p.weighting = std::move(weighting);
   return p;
@@ -115,13 +131,14 @@ TEST(DataOrder, IsAFunctionOfSeedAndPosition) {
 
 TEST(Trainer, ATinyModelOverfitsATinyBatch) {
   auto config_json = tiny_config(temp_folder("overfit"));
-  config_json["train"] = {{"steps", 300}, {"batch_size", 2}, {"lr", 2e-3}, {"checkpoint_every", 1000},
+  config_json["train"] = {{"steps", 300},     {"batch_size", 2}, {"lr", 2e-3}, {"checkpoint_every", 1000},
                           {"log_every", 100}, {"ema_decay", 0.0}};
   config_json["unet"]["dropout"] = 0.0;
   config_json["data"]["hflip"] = false;
   config_json["eval"] = {{"every", 0}, {"samples", 2}, {"strata", 1}};
   RecordingSink sink;
-  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config_json), parts(std::make_shared<Unweighted>(), 20, 2), sink);
+  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config_json),
+                          parts(std::make_shared<Unweighted>(), 20, 2), sink);
   std::atomic<bool> stop{false};
   trainer.run(stop);
   ASSERT_EQ(sink.losses.size(), 300u);
@@ -136,22 +153,23 @@ TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
   const auto full_dir = temp_folder("full"), split_dir = temp_folder("split");
   std::atomic<bool> stop{false};
   RecordingSink full;
-  DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(full_dir)), parts(std::make_shared<HistoryElbo>()), full)
+  DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(full_dir)),
+                  parts(std::make_shared<HistoryElbo>()), full)
       .run(stop);
   ASSERT_EQ(full.losses.size(), 12u);
 
   RecordingSink first;
   first.stop = &stop;
   first.stop_after = 7;
-  const auto outcome =
-      DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(split_dir)), parts(std::make_shared<HistoryElbo>()), first)
-          .run(stop);
+  const auto outcome = DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(split_dir)),
+                                       parts(std::make_shared<HistoryElbo>()), first)
+                           .run(stop);
   EXPECT_TRUE(outcome.interrupted);
   EXPECT_EQ(outcome.step, 7);
   stop.store(false);
   RecordingSink second;
-  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(tiny_config(split_dir)), parts(std::make_shared<HistoryElbo>()),
-                          second);
+  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(tiny_config(split_dir)),
+                          parts(std::make_shared<HistoryElbo>()), second);
   EXPECT_EQ(resumed.resume(), 7);
   EXPECT_FALSE(resumed.run(stop).interrupted);
   ASSERT_EQ(second.losses.size(), 5u);
@@ -160,8 +178,8 @@ TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
   EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(split_dir) / "denoiser.pt"));
   // Same weights at the end: reload the uninterrupted run's final checkpoint and compare.
   RecordingSink unused;
-  DenoiserTrainer reloaded(DenoiserTrainConfig::from_json(tiny_config(full_dir)), parts(std::make_shared<HistoryElbo>()),
-                           unused);
+  DenoiserTrainer reloaded(DenoiserTrainConfig::from_json(tiny_config(full_dir)),
+                           parts(std::make_shared<HistoryElbo>()), unused);
   EXPECT_EQ(reloaded.resume(), 12);
   EXPECT_TRUE(torch::equal(torch::nn::utils::parameters_to_vector(reloaded.model()->parameters()),
                            torch::nn::utils::parameters_to_vector(resumed.model()->parameters())));
@@ -177,7 +195,8 @@ TEST(Trainer, ResumingWithAnotherConfigIsRefused) {
   RecordingSink sink;
   auto config = tiny_config(dir);
   config["train"]["steps"] = 5;
-  DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink).run(stop);
+  DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink)
+      .run(stop);
   config["train"]["steps"] = 8;  // allowed
   DenoiserTrainer longer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink);
   EXPECT_EQ(longer.resume(), 5);
@@ -195,9 +214,11 @@ TEST(Trainer, ResumingWithAnotherConfigIsRefused) {
 TEST(Trainer, ANonFiniteLossStopsCleanlyAndKeepsTheLastCheckpoint) {
   const auto dir = temp_folder("nan");
   auto config = tiny_config(dir);
-  config["train"] = {{"steps", 50}, {"batch_size", 4}, {"lr", 1e30}, {"checkpoint_every", 1}, {"grad_clip", 0.0}};
+  config["train"] = {
+      {"steps", 50}, {"batch_size", 4}, {"lr", 1e30}, {"checkpoint_every", 1}, {"grad_clip", 0.0}};
   RecordingSink sink;
-  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink);
+  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()),
+                          sink);
   std::atomic<bool> stop{false};
   try {
     trainer.run(stop);
@@ -210,7 +231,8 @@ TEST(Trainer, ANonFiniteLossStopsCleanlyAndKeepsTheLastCheckpoint) {
   ASSERT_FALSE(sink.steps.empty());
   // The checkpoint holds the last completed step, and resuming from it works.
   RecordingSink again;
-  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), again);
+  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()),
+                          again);
   EXPECT_EQ(resumed.resume(), sink.steps.back());
   std::filesystem::remove_all(dir);
 }
@@ -245,8 +267,9 @@ TEST(Trainer, MismatchedDataAndUNetAreRejectedBeforeTraining) {
   auto config = tiny_config(temp_folder("mismatch_data"));
   config["unet"]["in_channels"] = 3;
   RecordingSink sink;
-  EXPECT_THROW(DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink),
-               ConfigError);
+  EXPECT_THROW(
+      DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink),
+      ConfigError);
 }
 
 }  // namespace

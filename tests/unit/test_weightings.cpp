@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/plugin_checks.hpp"
 #include "latentlab/registry/registry.hpp"
 #include "latentlab/weighting.hpp"
 
@@ -18,7 +19,8 @@ class Weightings : public ::testing::Test {
     registry_->load_directory(LATENTLAB_BUILTIN_PLUGIN_DIR, true);
   }
   static void TearDownTestSuite() { delete registry_; }
-  std::shared_ptr<LossWeighting> make(const std::string& name, const nlohmann::json& params = nlohmann::json::object()) {
+  std::shared_ptr<LossWeighting> make(const std::string& name,
+                                      const nlohmann::json& params = nlohmann::json::object()) {
     return registry_->create<LossWeighting>(name, params, "weighting.params");
   }
   static registry::Registry* registry_;
@@ -54,7 +56,8 @@ TEST_F(Weightings, WeightsFollowTheirFormulas) {
 
 TEST_F(Weightings, TimestepSamplingIsAParameter) {
   EXPECT_EQ(make("elbo")->timestep_sampling(), TimestepSampling::Uniform);
-  EXPECT_EQ(make("elbo", {{"t_sampling", "loss_history"}})->timestep_sampling(), TimestepSampling::LossHistory);
+  EXPECT_EQ(make("elbo", {{"t_sampling", "loss_history"}})->timestep_sampling(),
+            TimestepSampling::LossHistory);
   EXPECT_EQ(make("unweighted", {{"t_sampling", "weights"}})->timestep_sampling(), TimestepSampling::Weights);
   try {
     make("elbo", {{"t_sampling", "importance"}});
@@ -63,6 +66,45 @@ TEST_F(Weightings, TimestepSamplingIsAParameter) {
     EXPECT_NE(std::string(e.what()).find("loss_history"), std::string::npos) << e.what();
   }
   EXPECT_THROW(make("min_snr", {{"gamma", 0}}), ConfigError);
+}
+
+TEST_F(Weightings, EveryBuiltinPassesTheConformanceChecks) {
+  for (const auto& name : registry_->names(LossWeighting::kKind))
+    for (const char* sampling : {"uniform", "weights", "loss_history"})
+      for (const auto& result : check_weighting(*make(name, {{"t_sampling", sampling}})))
+        EXPECT_TRUE(result.passed) << name << " " << sampling << ": " << result.name << ": " << result.detail;
+}
+
+// Broken plugins fail the checks, each with the reason.
+class NegativeWeighting : public LossWeighting {
+ public:
+  std::vector<double> weights(const Schedule& s) const override {
+    std::vector<double> w(static_cast<std::size_t>(s.num_steps()), 1.0);
+    w.back() = -1.0;
+    return w;
+  }
+};
+
+class ShortDataset : public Dataset {
+ public:
+  std::int64_t size() const override { return 4; }
+  std::int64_t channels() const override { return 1; }
+  std::int64_t resolution() const override { return 2; }
+  std::int64_t num_classes() const override { return 0; }
+  Batch get_batch(const std::vector<std::int64_t>& indices) const override {
+    return {torch::full({static_cast<std::int64_t>(indices.size()), 1, 2, 2}, 2.0f), {}};  // out of [-1, 1]
+  }
+};
+
+TEST(PluginChecks, BrokenPluginsFailWithTheReason) {
+  const auto weighting = check_weighting(NegativeWeighting());
+  EXPECT_FALSE(weighting[0].passed);
+  EXPECT_NE(weighting[0].detail.find("weight -1"), std::string::npos) << weighting[0].detail;
+  const auto dataset = check_dataset(ShortDataset());
+  ASSERT_GE(dataset.size(), 2u);
+  EXPECT_TRUE(dataset[0].passed);
+  EXPECT_FALSE(dataset[1].passed);
+  EXPECT_NE(dataset[1].detail.find("not [-1, 1]"), std::string::npos) << dataset[1].detail;
 }
 
 }  // namespace

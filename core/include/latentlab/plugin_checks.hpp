@@ -1,0 +1,28 @@
+#pragma once
+// The conformance checks every weighting and dataset plugin must pass, built-in or a researcher's.
+// Run them with `latentlab plugins check NAME`; the test suite runs them on the built-ins.
+#include <vector>
+
+#include "latentlab/dataset.hpp"
+#include "latentlab/export.hpp"
+#include "latentlab/schedule_checks.hpp"
+#include "latentlab/weighting.hpp"
+
+namespace latentlab {
+
+// On schedules with T = 1, 10 and 1000 (LDM's linear one among them):
+//  - weights() returns T values, finite and >= 0, not all 0, and the same values when asked twice;
+//  - the t proposal the trainer builds from timestep_sampling() is a distribution with p(t) > 0
+//    wherever w(t) > 0 (otherwise the importance-sampled objective would be biased).
+LATENTLAB_API std::vector<CheckResult> check_weighting(const LossWeighting& weighting);
+
+// On up to 8 examples (the first, the last and some between):
+//  - size() >= 1, channels() and resolution() >= 1, num_classes() >= 0, class_names() empty or
+//    num_classes() long;
+//  - get_batch gives images [B, C, R, R] float32, finite, in [-1, 1], and labels [B] int64 in
+//    [0, num_classes) exactly when num_classes() > 0;
+//  - the same indices give the same tensors, and a batch equals its examples fetched one by one;
+//  - an index outside [0, size()) is an error.
+LATENTLAB_API std::vector<CheckResult> check_dataset(const Dataset& dataset);
+
+}  // namespace latentlab
