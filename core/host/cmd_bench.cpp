@@ -62,7 +62,7 @@ double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
 
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
-                       double min_seconds, int threads, int openblas_threads) {
+                       double min_seconds, int threads, int openblas_threads, const std::string& device_name) {
   nlohmann::json unet_input;
   try {
     unet_input = nlohmann::json::parse(unet_json);
@@ -74,27 +74,42 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
   if (shape[0] != config.in_channels)
     throw ConfigError("--shape: " + std::to_string(shape[0]) + " channels, but the UNet's in_channels is " +
                       std::to_string(config.in_channels));
+  torch::Device device(torch::kCPU);
+  if (device_name == "auto" ? torch::cuda::is_available() : device_name != "cpu") {
+    if (!torch::cuda::is_available())
+      throw ConfigError("--device " + device_name + ": this LibTorch has no CUDA device; use --device cpu");
+    device = device_name == "auto" ? torch::Device(torch::kCUDA) : torch::Device(device_name);
+  }
+  // Waits for queued GPU work, so that the clock measures it.
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
   torch::manual_seed(0);
   nn::UNet model(config);
+  model->to(device);
   auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
   nlohmann::json results = nlohmann::json::array();
   for (const auto batch : batches) {
-    const auto x = torch::randn({batch, shape[0], shape[1], shape[2]});
-    const auto t = torch::randint(1, 1001, {batch}, torch::kLong);
-    const auto context = config.use_spatial_transformer ? torch::randn({batch, context_tokens, config.context_dim})
-                                                        : torch::Tensor();
-    const auto labels = config.num_classes > 0 ? torch::randint(0, config.num_classes, {batch}, torch::kLong)
+    const auto on = torch::TensorOptions().device(device);
+    const auto x = torch::randn({batch, shape[0], shape[1], shape[2]}, on);
+    const auto t = torch::randint(1, 1001, {batch}, on.dtype(torch::kLong));
+    const auto context = config.use_spatial_transformer
+                             ? torch::randn({batch, context_tokens, config.context_dim}, on)
+                             : torch::Tensor();
+    const auto labels = config.num_classes > 0 ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
                                                : torch::Tensor();
-    const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]});
+    const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]}, on);
     auto train_step = [&] {
       optimizer.zero_grad();
       const auto loss = (model->forward(x, t, context, {}, labels) - target).pow(2).mean();
       loss.backward();
       optimizer.step();
+      sync();
     };
     auto denoise = [&] {
       torch::NoGradGuard no_grad;
       model->forward(x, t, context, {}, labels);
+      sync();
     };
     model->train();
     train_step();  // warm-up: allocations, first-call dispatch
@@ -109,6 +124,7 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
                        {"denoise_evals_per_s", b / denoise_seconds},
                        {"train_step_ms", 1e3 * train_seconds},
                        {"denoise_call_ms", 1e3 * denoise_seconds},
+                       {"device", device.str()},
                        {"threads", threads},
                        {"openblas_threads", openblas_threads},
                        {"repeats", repeats}});
@@ -128,6 +144,7 @@ int run_bench(const Args& args) {
   int repeats = 7;
   double min_seconds = 1.0;
   int openblas_threads = 1;
+  std::string device = "cpu";
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -137,6 +154,7 @@ int run_bench(const Args& args) {
       ("batch", po::value(&batch_text)->default_value("1,64"), "batch sizes, comma-separated")
       ("repeats", po::value(&repeats)->default_value(7), "timed rounds per measurement; the median is reported")
       ("min-seconds", po::value(&min_seconds)->default_value(1.0), "minimum duration of one timed round")
+      ("device", po::value(&device)->default_value("cpu"), "cpu, cuda, cuda:N or auto (CUDA when available)")
       ("openblas-threads", po::value(&openblas_threads)->default_value(1),
        "OpenBLAS's own threads (1, the default everywhere in LatentLab; more only to measure the contention)");
   // clang-format on
@@ -166,7 +184,7 @@ int run_bench(const Args& args) {
     at::set_num_threads(threads);  // in case the OpenMP build of OpenBLAS changed it
   }
   return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json, parse_int_list(shape_text, "--shape"),
-                            context_tokens, repeats, min_seconds, threads, openblas_threads);
+                            context_tokens, repeats, min_seconds, threads, openblas_threads, device);
 }
 
 }  // namespace latentlab::host

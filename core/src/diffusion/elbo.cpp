@@ -51,7 +51,8 @@ ElboEstimate estimate_elbo(const DenoiserFn& model, const ForwardProcess& proces
 
   // The model's mse at steps t for a batch of latents; float64 [B].
   auto mse_at = [&](const torch::Tensor& x0, const torch::Tensor& t) {
-    const auto eps = torch::randn(x0.sizes(), generator, x0.options());
+    // Drawn on the CPU generator (the same numbers on any device), then moved.
+    const auto eps = torch::randn(x0.sizes(), generator, x0.options().device(torch::kCPU)).to(x0.device());
     const auto alpha = process.alpha(t, x0.dim()).to(x0.device());
     const auto sigma = process.sigma(t, x0.dim()).to(x0.device());
     const auto z_t = process.noise(x0, t.to(x0.device()), eps);

@@ -126,7 +126,8 @@ ObjectiveTerms DenoisingObjective::compute(const DenoiserFn& model, const torch:
   const auto batch = z0.size(0);
   ObjectiveTerms terms;
   terms.t = sampler_.sample(batch, generator);                                      // [B]
-  const auto eps = torch::randn(z0.sizes(), generator, z0.options());               // [B, C, H, W]
+  // eps from the CPU generator whatever z0's device: the same draws on CPU and GPU.
+  const auto eps = torch::randn(z0.sizes(), generator, z0.options().device(torch::kCPU)).to(z0.device());
   const auto alpha = process_.alpha(terms.t, z0.dim()).to(z0.device());             // [B, 1, 1, 1] f64
   const auto sigma = process_.sigma(terms.t, z0.dim()).to(z0.device());
   const auto z_t = process_.noise(z0, terms.t.to(z0.device()), eps);                 // Eq. 4

@@ -81,7 +81,7 @@ const ParamSchema& eval_schema() {
 
 DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
   check_object(input, "",
-               {"output", "seed", "data", "schedule", "weighting", "prediction", "unet", "train", "eval"},
+               {"output", "seed", "device", "data", "schedule", "weighting", "prediction", "unet", "train", "eval"},
                {"output", "data"});
   DenoiserTrainConfig c;
   if (!input.at("output").is_string() || input.at("output").get<std::string>().empty())
@@ -91,6 +91,14 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
     if (!input.at("seed").is_number_integer() || input.at("seed").get<std::int64_t>() < 0)
       throw ConfigError("seed: expected a non-negative integer, got " + input.at("seed").dump());
     c.seed = input.at("seed").get<std::uint64_t>();
+  }
+
+  if (input.contains("device")) {
+    const auto& device = input.at("device");
+    const bool valid = device.is_string() && (device == "auto" || device == "cpu" || device == "cuda" ||
+                                              device.get<std::string>().rfind("cuda:", 0) == 0);
+    if (!valid) throw ConfigError("device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " + device.dump());
+    c.device = device.get<std::string>();
   }
 
   const auto& data = input.at("data");
@@ -149,6 +157,7 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
 
   c.resolved = {{"output", c.output},
                 {"seed", c.seed},
+                {"device", c.device},
                 {"data", {{"dataset", c.data.name}, {"params", c.data.params}, {"hflip", c.hflip}}},
                 {"schedule", {{"name", c.schedule.name}, {"params", c.schedule.params}}},
                 {"weighting", {{"name", c.weighting.name}, {"params", c.weighting.params}}},

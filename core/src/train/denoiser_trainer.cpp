@@ -37,6 +37,7 @@ nlohmann::json resumable_identity(nlohmann::json config) {
   for (const char* key : {"steps", "log_every", "checkpoint_every"}) config["train"].erase(key);
   config["eval"].erase("every");
   config.erase("output");  // a run folder may be moved or named differently
+  config.erase("device");  // a run may continue on another device
   return config;
 }
 
@@ -67,7 +68,8 @@ struct DenoiserTrainer::State {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::unique_ptr<DenoisingObjective> objective;
   std::unique_ptr<DataOrder> order;
-  at::Generator generator;  // t and eps draws
+  torch::Device device{torch::kCPU};
+  at::Generator generator;  // t and eps draws (on the CPU, whatever the device)
   std::int64_t step = 0;
   std::int64_t last_checkpoint = -1;  // step of the checkpoint on disk, -1: none yet
   double wall_time = 0;  // seconds of training, summed over resumptions
@@ -207,6 +209,12 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
     throw ConfigError("eval.samples: " + std::to_string(c.eval_samples) + " held-out examples asked for, the "
                       "held-out dataset has " + std::to_string(held_out.size()));
 
+  if (c.device == "auto")
+    s.device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  else
+    s.device = torch::Device(c.device);
+  if (s.device.is_cuda() && !torch::cuda::is_available())
+    throw ConfigError("device: \"" + c.device + "\" asked for, but this LibTorch has no CUDA device; use \"cpu\" or \"auto\"");
   torch::manual_seed(c.seed ^ kDropoutStream);  // dropout draws from the default generator
   s.model = nn::UNet(unet);
   s.ema = nn::UNet(unet);
@@ -216,6 +224,8 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
     auto params = s.model->parameters();
     for (std::size_t i = 0; i < params.size(); ++i) ema_params[i].copy_(params[i]);
   }
+  s.model->to(s.device);
+  s.ema->to(s.device);
   if (c.ema_decay == 0) s.ema = s.model;
   for (auto& p : s.ema->parameters()) p.set_requires_grad(c.ema_decay == 0);
   s.optimizer = std::make_unique<torch::optim::AdamW>(
@@ -228,8 +238,8 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   std::vector<std::int64_t> indices(static_cast<std::size_t>(c.eval_samples));
   for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int64_t>(i);
   const auto batch = held_out.get_batch(indices);
-  s.held_out_z0 = to_latents(batch);
-  s.held_out_labels = batch.labels;
+  s.held_out_z0 = to_latents(batch).to(s.device);
+  s.held_out_labels = batch.labels.defined() ? batch.labels.to(s.device) : batch.labels;
 }
 
 DenoiserTrainer::~DenoiserTrainer() = default;
@@ -244,7 +254,7 @@ std::int64_t DenoiserTrainer::resume() {
   if (!std::filesystem::exists(path)) throw Error("no checkpoint to resume from at " + path.string());
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path.string());
+    archive.load_from(path.string(), s.device);
   } catch (const std::exception& e) {
     throw Error("cannot read checkpoint " + path.string() + " (corrupt or not a LatentLab checkpoint): " +
                 std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
@@ -277,16 +287,16 @@ std::int64_t DenoiserTrainer::resume() {
   s.optimizer->load(optimizer_archive);
   torch::Tensor generator_state, default_state, mean_square, counts;
   archive.read("rng_generator", generator_state);
-  s.generator.set_state(generator_state);
+  s.generator.set_state(generator_state.to(torch::kCPU));  // the archive was mapped to the device
   archive.read("rng_default", default_state);
   auto default_generator = at::detail::getDefaultCPUGenerator();
   {
     std::lock_guard<std::mutex> lock(default_generator.mutex());
-    default_generator.set_state(default_state);
+    default_generator.set_state(default_state.to(torch::kCPU));
   }
   archive.read("t_sampler_mean_square", mean_square);
   archive.read("t_sampler_counts", counts);
-  s.objective->sampler().load_state({mean_square, counts});
+  s.objective->sampler().load_state({mean_square.to(torch::kCPU), counts.to(torch::kCPU)});
   s.last_checkpoint = s.step;
   s.sink.truncate_after(s.step);
   spdlog::info("resumed from {} at step {}", path.string(), s.step);
@@ -304,9 +314,9 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   auto interval_start = Clock::now();
   std::int64_t interval_steps = 0;
   double interval_loss = 0, interval_simple = 0;
-  spdlog::info("training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}')",
+  spdlog::info("training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {})",
                c.steps, s.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
-               c.weighting.name);
+               c.weighting.name, s.device.str());
 
   while (s.step < c.steps) {
     const auto step_start = Clock::now();
@@ -318,8 +328,8 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     double loss = 0, loss_simple = 0;
     for (std::int64_t micro = 0; micro < c.accumulate; ++micro) {
       const auto batch = s.order->next(*s.parts.train_data);
-      const auto labels = s.conditional() ? batch.labels : torch::Tensor();
-      auto terms = s.objective->compute(s.denoiser(s.model, labels), to_latents(batch), s.generator);
+      const auto labels = s.conditional() ? batch.labels.to(s.device) : torch::Tensor();
+      auto terms = s.objective->compute(s.denoiser(s.model, labels), to_latents(batch).to(s.device), s.generator);
       (terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
       loss += terms.loss.item<double>() / static_cast<double>(c.accumulate);

@@ -59,8 +59,8 @@ class LATENTLAB_API DenoisingObjective {
  public:
   DenoisingObjective(const Schedule& schedule, const LossWeighting& weighting, Prediction prediction);
 
-  // Draws t and eps from `generator`, forms z_t (Eq. 4), runs the model and returns the weighted eps
-  // loss. z0: [B, C, H, W].
+  // Draws t and eps from `generator` (a CPU generator; the draws are moved to z0's device), forms z_t
+  // (Eq. 4), runs the model and returns the weighted eps loss. z0: [B, C, H, W] on any device.
   ObjectiveTerms compute(const DenoiserFn& model, const torch::Tensor& z0, at::Generator& generator);
   // Feeds the drawn losses back to an adaptive proposal (call after compute, once per batch).
   void observe(const ObjectiveTerms& terms);

@@ -20,6 +20,7 @@ struct PluginChoice {
 struct LATENTLAB_API DenoiserTrainConfig {
   std::string output;  // folder for the checkpoint, metrics and final weights
   std::uint64_t seed = 0;
+  std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
 
   PluginChoice data;  // a Dataset plugin
   bool hflip = false;

@@ -1,0 +1,182 @@
+// Smoke test of LatentLab's engine on another LibTorch (2.x, with CUDA when it has a GPU), built by
+// tools/compat/libtorch2_check.sh: the UNet on the GPU against the CPU (values and gradients), the
+// objective and the ELBO on the GPU, a short training run on the GPU that is interrupted and resumed,
+// and the UNet's GPU throughput. Exit status 1 when a check fails.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/nn/unet.hpp"
+#include "latentlab/train/denoiser_trainer.hpp"
+
+using namespace latentlab;
+
+namespace {
+
+int failures = 0;
+void expect(bool ok, const std::string& what) {
+  std::printf("[%s] %s\n", ok ? "pass" : "FAIL", what.c_str());
+  failures += ok ? 0 : 1;
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.cpu() - b.cpu()).abs().max() / b.cpu().abs().max().clamp_min(1e-12)).item<double>();
+}
+
+class NoiseDataset : public Dataset {
+ public:
+  NoiseDataset() : images_(torch::rand({64, 1, 8, 8}) * 2 - 1) {}
+  std::int64_t size() const override { return images_.size(0); }
+  std::int64_t channels() const override { return 1; }
+  std::int64_t resolution() const override { return 8; }
+  std::int64_t num_classes() const override { return 0; }
+  Batch get_batch(const std::vector<std::int64_t>& indices) const override {
+    return {images_.index_select(0, torch::tensor(indices, torch::kLong)), {}};
+  }
+
+ private:
+  torch::Tensor images_;
+};
+
+class Unweighted : public LossWeighting {
+ public:
+  std::vector<double> weights(const Schedule& s) const override {
+    return std::vector<double>(static_cast<std::size_t>(s.num_steps()), 1.0);
+  }
+};
+
+class NullSink : public MetricSink {
+ public:
+  std::vector<double> losses;
+  void write(const std::string& series, std::int64_t, const MetricValues& values) override {
+    if (series == "train") losses.push_back(values.at(0).second);
+  }
+};
+
+}  // namespace
+
+int main() {
+  std::printf("LibTorch %s, CUDA available: %s\n", TORCH_VERSION, torch::cuda::is_available() ? "yes" : "no");
+  const torch::Device gpu = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  at::globalContext().setAllowTF32CuDNN(false);  // compare in true float32
+  at::globalContext().setAllowTF32CuBLAS(false);
+
+  const auto config = nn::UNetConfig::from_json(
+      {{"in_channels", 4}, {"out_channels", 4}, {"model_channels", 64}, {"channel_mult", {1, 2, 2}},
+       {"num_res_blocks", 2}, {"attention_resolutions", {1, 2}}, {"num_head_channels", 32}, {"context_dim", 64}},
+      "unet");
+  torch::manual_seed(0);
+  nn::UNet cpu_model(config), gpu_model(config);
+  {
+    torch::NoGradGuard no_grad;
+    auto cpu_params = cpu_model->parameters();
+    auto gpu_params = gpu_model->parameters();
+    for (std::size_t i = 0; i < cpu_params.size(); ++i) {
+      cpu_params[i].add_(0.05 * torch::randn_like(cpu_params[i]));  // wake the zero-initialised layers
+      gpu_params[i].copy_(cpu_params[i]);
+    }
+  }
+  gpu_model->to(gpu);
+  const auto x = torch::randn({8, 4, 8, 8}), t = torch::randint(1, 1001, {8}), context = torch::randn({8, 3, 64});
+  const auto out_cpu = cpu_model->forward(x, t, context);
+  const auto out_gpu = gpu_model->forward(x.to(gpu), t.to(gpu), context.to(gpu));
+  const double forward_error = relative_error(out_gpu, out_cpu);
+  expect(forward_error < 1e-4, "UNet forward on " + gpu.str() + " vs CPU: relative error " + std::to_string(forward_error));
+  out_cpu.pow(2).sum().backward();
+  out_gpu.pow(2).sum().backward();
+  double grad_error = 0;
+  auto cpu_params = cpu_model->parameters();
+  auto gpu_params = gpu_model->parameters();
+  for (std::size_t i = 0; i < cpu_params.size(); ++i)
+    grad_error = std::max(grad_error, relative_error(gpu_params[i].grad(), cpu_params[i].grad()));
+  expect(grad_error < 1e-3, "UNet gradients on " + gpu.str() + " vs CPU: worst relative error " + std::to_string(grad_error));
+
+  // Objective and ELBO on the device: the draws come from a CPU generator and are moved.
+  std::vector<double> betas(100, 0.02);
+  const DiscreteSchedule schedule(betas);
+  const ForwardProcess process(schedule);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(1);
+  nn::UNet pixel(nn::UNetConfig::from_json({{"in_channels", 1}, {"out_channels", 1}, {"model_channels", 32},
+                                            {"channel_mult", {1, 1}}, {"num_res_blocks", 1},
+                                            {"attention_resolutions", {2}}},
+                                           "unet"));
+  pixel->to(gpu);
+  const DenoiserFn fn = [&](const torch::Tensor& z, const torch::Tensor& steps) { return pixel->forward(z, steps); };
+  const auto elbo = estimate_elbo(fn, process, Prediction::Eps, torch::rand({16, 1, 8, 8}, gpu) * 2 - 1, 4, 8, generator);
+  expect(std::isfinite(elbo.total_bpd), "ELBO on " + gpu.str() + ": " + std::to_string(elbo.total_bpd) + " bits/dim");
+
+  // A short run on the device, interrupted after step 6 and resumed.
+  const auto dir = std::filesystem::temp_directory_path() / "latentlab_cuda_smoke";
+  std::filesystem::remove_all(dir);
+  const nlohmann::json run = {{"output", dir.string()},
+                              {"device", gpu.str()},
+                              {"data", {{"dataset", "noise"}}},
+                              {"unet",
+                               {{"in_channels", 1}, {"out_channels", 1}, {"model_channels", 32},
+                                {"channel_mult", {1, 1}}, {"num_res_blocks", 1}, {"attention_resolutions", {2}}}},
+                              {"train", {{"steps", 12}, {"batch_size", 8}, {"checkpoint_every", 6}, {"lr", 1e-3}}},
+                              {"eval", {{"every", 6}, {"samples", 16}}}};
+  auto parts = [&] {
+    DenoiserTrainerParts p;
+    p.train_data = p.held_out = std::make_shared<NoiseDataset>();
+    p.schedule = std::make_shared<DiscreteSchedule>(betas);
+    p.weighting = std::make_shared<Unweighted>();
+    return p;
+  };
+  NullSink first, second;
+  std::atomic<bool> stop{false};
+  {
+    auto cfg = DenoiserTrainConfig::from_json(run);
+    cfg.steps = 6;
+    DenoiserTrainer(cfg, parts(), first).run(stop);
+  }
+  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(run), parts(), second);
+  const auto from = resumed.resume();
+  resumed.run(stop);
+  bool finite = true;
+  for (const double l : first.losses) finite = finite && std::isfinite(l);
+  for (const double l : second.losses) finite = finite && std::isfinite(l);
+  expect(from == 6 && second.losses.size() == 6 && finite,
+         "train-denoiser on " + gpu.str() + ": 6 steps, checkpoint, resume at step " + std::to_string(from) +
+             ", 6 more; last loss " + (second.losses.empty() ? std::string("?") : std::to_string(second.losses.back())));
+
+  // Throughput of the benchmark UNet on the device (TF32 allowed again, as a user would run it).
+  at::globalContext().setAllowTF32CuDNN(true);
+  at::globalContext().setAllowTF32CuBLAS(true);
+  for (const std::int64_t batch : {1, 64}) {
+    auto xb = torch::randn({batch, 4, 8, 8}, gpu), cb = torch::randn({batch, 1, 64}, gpu);
+    auto tb = torch::randint(1, 1001, {batch}, torch::TensorOptions().device(gpu).dtype(torch::kLong));
+    torch::optim::AdamW optimizer(gpu_model->parameters(), torch::optim::AdamWOptions(1e-4));
+    auto step = [&] {
+      optimizer.zero_grad();
+      gpu_model->forward(xb, tb, cb).pow(2).mean().backward();
+      optimizer.step();
+    };
+    auto eval = [&] {
+      torch::NoGradGuard no_grad;
+      gpu_model->forward(xb, tb, cb);
+    };
+    auto rate = [&](auto&& fn) {
+      for (int i = 0; i < 5; ++i) fn();
+      if (gpu.is_cuda()) torch::cuda::synchronize();
+      const auto start = std::chrono::steady_clock::now();
+      int calls = 0;
+      while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 2.0) {
+        fn();
+        ++calls;
+        if (gpu.is_cuda()) torch::cuda::synchronize();
+      }
+      return static_cast<double>(batch) * calls / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    const double train = rate(step), evals = rate(eval);
+    std::printf("[info] %s batch %lld: %.1f train samples/s, %.1f denoiser evals/s\n", gpu.str().c_str(),
+                static_cast<long long>(batch), train, evals);
+  }
+  std::printf("%d check(s) failed\n", failures);
+  return failures == 0 ? 0 : 1;
+}
