@@ -62,7 +62,8 @@ double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
 
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
-                       double min_seconds, int threads, int openblas_threads, const std::string& device_name) {
+                       double min_seconds, int threads, int openblas_threads,
+                       const std::string& device_name) {
   nlohmann::json unet_input;
   try {
     unet_input = nlohmann::json::parse(unet_json);
@@ -96,8 +97,9 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
     const auto context = config.use_spatial_transformer
                              ? torch::randn({batch, context_tokens, config.context_dim}, on)
                              : torch::Tensor();
-    const auto labels = config.num_classes > 0 ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
-                                               : torch::Tensor();
+    const auto labels = config.num_classes > 0
+                            ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
+                            : torch::Tensor();
     const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]}, on);
     auto train_step = [&] {
       optimizer.zero_grad();
@@ -163,17 +165,20 @@ int run_bench(const Args& args) {
   positional.add("what", po::value(&what));
   po::variables_map vm;
   const std::string usage =
-      "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] [--threads N]";
-  if (!parse_command_line("bench", args, options, positional, usage,
-                          "Measures the UNet denoiser on random data and prints a JSON list, one object per batch "
-                          "size: batch, params, train_samples_per_s (forward, backward, AdamW step) and "
-                          "denoise_evals_per_s (forward without gradients), each the median of --repeats rounds.",
-                          vm))
+      "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] [--threads "
+      "N]";
+  if (!parse_command_line(
+          "bench", args, options, positional, usage,
+          "Measures the UNet denoiser on random data and prints a JSON list, one object per batch "
+          "size: batch, params, train_samples_per_s (forward, backward, AdamW step) and "
+          "denoise_evals_per_s (forward without gradients), each the median of --repeats rounds.",
+          vm))
     return kOk;
   if (what != "denoiser")
-    throw ConfigError("bench: what to measure? Only `denoiser` exists" +
-                      (what.empty() ? std::string() : ", got '" + what + "'" + did_you_mean(what, {"denoiser"})) +
-                      ". Usage: " + usage);
+    throw ConfigError(
+        "bench: what to measure? Only `denoiser` exists" +
+        (what.empty() ? std::string() : ", got '" + what + "'" + did_you_mean(what, {"denoiser"})) +
+        ". Usage: " + usage);
   if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
   if (openblas_threads < 1) throw ConfigError("--openblas-threads: must be >= 1");
@@ -183,8 +188,9 @@ int run_bench(const Args& args) {
       spdlog::warn("--openblas-threads: this process does not use OpenBLAS; ignored");
     at::set_num_threads(threads);  // in case the OpenMP build of OpenBLAS changed it
   }
-  return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json, parse_int_list(shape_text, "--shape"),
-                            context_tokens, repeats, min_seconds, threads, openblas_threads, device);
+  return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json,
+                            parse_int_list(shape_text, "--shape"), context_tokens, repeats, min_seconds,
+                            threads, openblas_threads, device);
 }
 
 }  // namespace latentlab::host

@@ -11,9 +11,9 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "latentlab/threads.hpp"
 #include "commands.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/threads.hpp"
 
 namespace latentlab::host {
 namespace {
@@ -86,11 +86,12 @@ void check_blas(Report& report) {
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.1f GFLOP/s", gflops);
   const int blas_threads = openblas_threads();
-  const std::string what = std::string("BLAS: 512x512 float32 product at ") + rate + " via " +
-                           (library.empty() ? std::string("(no BLAS library mapped)") : library) +
-                           (blas_threads > 0 ? " (" + std::to_string(blas_threads) +
-                                                   " OpenBLAS thread: LibTorch's threads parallelise around it)"
-                                             : std::string());
+  const std::string what =
+      std::string("BLAS: 512x512 float32 product at ") + rate + " via " +
+      (library.empty() ? std::string("(no BLAS library mapped)") : library) +
+      (blas_threads > 0 ? " (" + std::to_string(blas_threads) +
+                              " OpenBLAS thread: LibTorch's threads parallelise around it)"
+                        : std::string());
   const bool reference = library.find("/blas/libblas") != std::string::npos;
   const std::string fix =
       "apt-get install libopenblas0-pthread (or: update-alternatives --config "

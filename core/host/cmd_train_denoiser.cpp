@@ -52,12 +52,13 @@ int run_train_denoiser(const Args& args) {
   positional.add("config", po::value(&config_path));
   po::variables_map vm;
   const std::string usage = "latentlab train-denoiser CONFIG.json [--resume] [--output DIR] [--steps N]";
-  if (!parse_command_line("train-denoiser", args, options, positional, usage,
-                          "Trains the UNet denoiser (stage 2) as CONFIG.json describes (docs/training.md): "
-                          "checkpoints to OUTPUT/checkpoint.pt every train.checkpoint_every steps and on "
-                          "Ctrl-C/SIGTERM, logs OUTPUT/train.csv and OUTPUT/eval.csv (loss, loss_simple, ELBO in "
-                          "bits/dim), and writes the EMA weights to OUTPUT/denoiser.pt at the end.",
-                          vm))
+  if (!parse_command_line(
+          "train-denoiser", args, options, positional, usage,
+          "Trains the UNet denoiser (stage 2) as CONFIG.json describes (docs/training.md): "
+          "checkpoints to OUTPUT/checkpoint.pt every train.checkpoint_every steps and on "
+          "Ctrl-C/SIGTERM, logs OUTPUT/train.csv and OUTPUT/eval.csv (loss, loss_simple, ELBO in "
+          "bits/dim), and writes the EMA weights to OUTPUT/denoiser.pt at the end.",
+          vm))
     return kOk;
   if (config_path.empty()) throw ConfigError("train-denoiser: which config? Usage: " + usage);
 
@@ -83,15 +84,19 @@ int run_train_denoiser(const Args& args) {
   const auto data_path = "data.params";
   parts.train_data = registry->create<Dataset>(config.data.name, config.data.params, data_path);
   parts.held_out = registry->create<Dataset>(config.data.name, config.held_out_params(), "eval.data_params");
-  parts.schedule = registry->create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
+  parts.schedule =
+      registry->create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
   parts.weighting =
       registry->create<LossWeighting>(config.weighting.name, config.weighting.params, "weighting.params");
   // Record the plugins' parameters with their defaults filled in.
-  auto resolved_params = [&](const std::string& kind, const PluginChoice& choice, const nlohmann::json& params,
-                             const std::string& path) {
-    return registry->find(kind, choice.name).info.schema.validate(params, path, kind + " '" + choice.name + "'").json();
+  auto resolved_params = [&](const std::string& kind, const PluginChoice& choice,
+                             const nlohmann::json& params, const std::string& path) {
+    return registry->find(kind, choice.name)
+        .info.schema.validate(params, path, kind + " '" + choice.name + "'")
+        .json();
   };
-  config.resolved["data"]["params"] = resolved_params(Dataset::kKind, config.data, config.data.params, data_path);
+  config.resolved["data"]["params"] =
+      resolved_params(Dataset::kKind, config.data, config.data.params, data_path);
   config.resolved["schedule"]["params"] =
       resolved_params(Schedule::kKind, config.schedule, config.schedule.params, "schedule.params");
   config.resolved["weighting"]["params"] =
@@ -100,12 +105,13 @@ int run_train_denoiser(const Args& args) {
   CsvMetricSink sink(config.output);
   DenoiserTrainer trainer(config, parts, sink);
   if (resume) trainer.resume();
-  write_atomically(std::filesystem::path(config.output) / "config.json", [&](const std::filesystem::path& path) {
-    std::ofstream out(path);
-    out << config.resolved.dump(2) << "\n";
-    out.close();
-    if (!out) throw Error("writing failed (disk full?)");
-  });
+  write_atomically(std::filesystem::path(config.output) / "config.json",
+                   [&](const std::filesystem::path& path) {
+                     std::ofstream out(path);
+                     out << config.resolved.dump(2) << "\n";
+                     out.close();
+                     if (!out) throw Error("writing failed (disk full?)");
+                   });
 
   stop_requested.store(false);
   std::signal(SIGINT, on_stop_signal);
@@ -114,8 +120,9 @@ int run_train_denoiser(const Args& args) {
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (outcome.interrupted) {
-    std::cerr << "train-denoiser: interrupted at step " << outcome.step << "; continue with `latentlab train-denoiser "
-              << config_path << " --resume" << (output.empty() ? "" : " --output " + output) << "`\n";
+    std::cerr << "train-denoiser: interrupted at step " << outcome.step
+              << "; continue with `latentlab train-denoiser " << config_path << " --resume"
+              << (output.empty() ? "" : " --output " + output) << "`\n";
     return kFailure;
   }
   std::cerr << "train-denoiser: done, step " << outcome.step << "; results in " << config.output

@@ -25,7 +25,8 @@ const std::map<std::string, Command>& commands() {
       {"doctor", {latentlab::host::run_doctor, "check threads, BLAS, datasets and plugins; say how to fix"}},
       {"plugins", {latentlab::host::run_plugins, "list loaded plugins, or show one's parameters"}},
       {"schedule", {latentlab::host::run_schedule, "print a noise schedule: t, beta, alpha, sigma, log_snr"}},
-      {"train-denoiser", {latentlab::host::run_train_denoiser, "train the UNet denoiser (stage 2) from a JSON config"}},
+      {"train-denoiser",
+       {latentlab::host::run_train_denoiser, "train the UNet denoiser (stage 2) from a JSON config"}},
       {"version", {latentlab::host::run_version, "versions: LatentLab, git commit, LibTorch, CUDA, SDK API"}},
   };
   return table;
@@ -37,7 +38,8 @@ void print_usage(std::ostream& out) {
          "       latentlab <command> --help\n"
          "       latentlab --version\n\nCommands:\n";
   for (const auto& [name, command] : commands())
-    out << "  " << name << std::string(name.size() < 16 ? 16 - name.size() : 1, ' ') << command.summary << "\n";
+    out << "  " << name << std::string(name.size() < 16 ? 16 - name.size() : 1, ' ') << command.summary
+        << "\n";
   out << "\nOptions every command accepts: --plugin-path DIR (repeatable), --threads N, --log-level LEVEL.\n"
          "Exit status: 0 success, 1 failure, 2 bad command line or configuration.\n"
          "Documentation: docs/cli.md\n";

@@ -24,11 +24,13 @@ class Weighting : public LossWeighting {
  public:
   using WeightFn = std::function<double(const Schedule&, std::int64_t t)>;
   Weighting(const Params& params, WeightFn weight)
-      : sampling_(timestep_sampling_from_string(params.get_string("t_sampling"))), weight_(std::move(weight)) {}
+      : sampling_(timestep_sampling_from_string(params.get_string("t_sampling"))),
+        weight_(std::move(weight)) {}
 
   std::vector<double> weights(const Schedule& schedule) const override {
     std::vector<double> w(static_cast<std::size_t>(schedule.num_steps()));
-    for (std::int64_t t = 1; t <= schedule.num_steps(); ++t) w[static_cast<std::size_t>(t - 1)] = weight_(schedule, t);
+    for (std::int64_t t = 1; t <= schedule.num_steps(); ++t)
+      w[static_cast<std::size_t>(t - 1)] = weight_(schedule, t);
     return w;
   }
   TimestepSampling timestep_sampling() const override { return sampling_; }
@@ -67,8 +69,9 @@ void register_factories(Registrar& registrar) {
       with_t_sampling(ParamSchema().number("gamma", 5.0, "the SNR cap", Range::above(0))),
       [](const Params& params) {
         const double gamma = params.get_float("gamma");
-        return std::make_unique<Weighting>(
-            params, [gamma](const Schedule& s, std::int64_t t) { return std::min(s.snr(t), gamma) / s.snr(t); });
+        return std::make_unique<Weighting>(params, [gamma](const Schedule& s, std::int64_t t) {
+          return std::min(s.snr(t), gamma) / s.snr(t);
+        });
       });
   registrar.add<LossWeighting>(
       "x0", "the left side of Eq. 15: ||z_0 - z0_hat||^2 = ||eps - eps_hat||^2 / SNR(t), i.e. w = 1/SNR(t)",

@@ -59,11 +59,13 @@ class RecordingSink : public MetricSink {
  public:
   std::vector<double> losses;
   std::vector<std::int64_t> steps, eval_steps;
+  std::vector<double> elbo;  // eval's first column
   std::atomic<bool>* stop = nullptr;
   std::int64_t stop_after = -1;
   void write(const std::string& series, std::int64_t step, const MetricValues& values) override {
     if (series == "eval") {
       eval_steps.push_back(step);
+      elbo.push_back(values.at(0).second);
       return;
     }
     steps.push_back(step);
@@ -149,7 +151,9 @@ TEST(Trainer, ATinyModelOverfitsATinyBatch) {
   std::filesystem::remove_all(config_json["output"].get<std::string>());
 }
 
-TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
+// Interrupts a run after `stop_after` steps, resumes it, and compares everything with an
+// uninterrupted run: losses, evaluations (eval.every = 6) and final weights, bit for bit.
+void expect_exact_resumption(std::int64_t stop_after) {
   const auto full_dir = temp_folder("full"), split_dir = temp_folder("split");
   std::atomic<bool> stop{false};
   RecordingSink full;
@@ -157,24 +161,35 @@ TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
                   parts(std::make_shared<HistoryElbo>()), full)
       .run(stop);
   ASSERT_EQ(full.losses.size(), 12u);
+  ASSERT_EQ(full.eval_steps, (std::vector<std::int64_t>{6, 12}));
 
   RecordingSink first;
   first.stop = &stop;
-  first.stop_after = 7;
+  first.stop_after = stop_after;
   const auto outcome = DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(split_dir)),
                                        parts(std::make_shared<HistoryElbo>()), first)
                            .run(stop);
   EXPECT_TRUE(outcome.interrupted);
-  EXPECT_EQ(outcome.step, 7);
+  EXPECT_EQ(outcome.step, stop_after);
   stop.store(false);
   RecordingSink second;
   DenoiserTrainer resumed(DenoiserTrainConfig::from_json(tiny_config(split_dir)),
                           parts(std::make_shared<HistoryElbo>()), second);
-  EXPECT_EQ(resumed.resume(), 7);
+  EXPECT_EQ(resumed.resume(), stop_after);
   EXPECT_FALSE(resumed.run(stop).interrupted);
-  ASSERT_EQ(second.losses.size(), 5u);
-  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(second.losses[i], full.losses[7 + i]) << "step " << 8 + i;
-  for (std::size_t i = 0; i < 7; ++i) EXPECT_EQ(first.losses[i], full.losses[i]) << "step " << 1 + i;
+  const auto k = static_cast<std::size_t>(stop_after);
+  ASSERT_EQ(first.losses.size(), k);
+  ASSERT_EQ(second.losses.size(), 12 - k);
+  for (std::size_t i = 0; i < k; ++i) EXPECT_EQ(first.losses[i], full.losses[i]) << "step " << i + 1;
+  for (std::size_t i = 0; i < 12 - k; ++i)
+    EXPECT_EQ(second.losses[i], full.losses[k + i]) << "step " << k + i + 1;
+  // Evaluations: the same steps and values, an interrupted one done on resumption.
+  auto eval_steps = first.eval_steps;
+  eval_steps.insert(eval_steps.end(), second.eval_steps.begin(), second.eval_steps.end());
+  auto elbo = first.elbo;
+  elbo.insert(elbo.end(), second.elbo.begin(), second.elbo.end());
+  EXPECT_EQ(eval_steps, full.eval_steps);
+  EXPECT_EQ(elbo, full.elbo);
   EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(split_dir) / "denoiser.pt"));
   // Same weights at the end: reload the uninterrupted run's final checkpoint and compare.
   RecordingSink unused;
@@ -187,6 +202,14 @@ TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
                            torch::nn::utils::parameters_to_vector(resumed.ema_model()->parameters())));
   std::filesystem::remove_all(full_dir);
   std::filesystem::remove_all(split_dir);
+}
+
+TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
+  expect_exact_resumption(7);
+}
+
+TEST(Trainer, AnEvaluationDueAtTheInterruptionHappensOnResumption) {
+  expect_exact_resumption(6);
 }
 
 TEST(Trainer, ResumingWithAnotherConfigIsRefused) {

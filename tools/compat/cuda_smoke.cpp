@@ -62,14 +62,20 @@ class NullSink : public MetricSink {
 
 int main() {
   std::printf("LibTorch %s, CUDA available: %s\n", TORCH_VERSION, torch::cuda::is_available() ? "yes" : "no");
-  const torch::Device gpu = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const torch::Device gpu =
+      torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   at::globalContext().setAllowTF32CuDNN(false);  // compare in true float32
   at::globalContext().setAllowTF32CuBLAS(false);
 
-  const auto config = nn::UNetConfig::from_json(
-      {{"in_channels", 4}, {"out_channels", 4}, {"model_channels", 64}, {"channel_mult", {1, 2, 2}},
-       {"num_res_blocks", 2}, {"attention_resolutions", {1, 2}}, {"num_head_channels", 32}, {"context_dim", 64}},
-      "unet");
+  const auto config = nn::UNetConfig::from_json({{"in_channels", 4},
+                                                 {"out_channels", 4},
+                                                 {"model_channels", 64},
+                                                 {"channel_mult", {1, 2, 2}},
+                                                 {"num_res_blocks", 2},
+                                                 {"attention_resolutions", {1, 2}},
+                                                 {"num_head_channels", 32},
+                                                 {"context_dim", 64}},
+                                                "unet");
   torch::manual_seed(0);
   nn::UNet cpu_model(config), gpu_model(config);
   {
@@ -82,11 +88,13 @@ int main() {
     }
   }
   gpu_model->to(gpu);
-  const auto x = torch::randn({8, 4, 8, 8}), t = torch::randint(1, 1001, {8}), context = torch::randn({8, 3, 64});
+  const auto x = torch::randn({8, 4, 8, 8}), t = torch::randint(1, 1001, {8}),
+             context = torch::randn({8, 3, 64});
   const auto out_cpu = cpu_model->forward(x, t, context);
   const auto out_gpu = gpu_model->forward(x.to(gpu), t.to(gpu), context.to(gpu));
   const double forward_error = relative_error(out_gpu, out_cpu);
-  expect(forward_error < 1e-4, "UNet forward on " + gpu.str() + " vs CPU: relative error " + std::to_string(forward_error));
+  expect(forward_error < 1e-4,
+         "UNet forward on " + gpu.str() + " vs CPU: relative error " + std::to_string(forward_error));
   out_cpu.pow(2).sum().backward();
   out_gpu.pow(2).sum().backward();
   double grad_error = 0;
@@ -94,33 +102,46 @@ int main() {
   auto gpu_params = gpu_model->parameters();
   for (std::size_t i = 0; i < cpu_params.size(); ++i)
     grad_error = std::max(grad_error, relative_error(gpu_params[i].grad(), cpu_params[i].grad()));
-  expect(grad_error < 1e-3, "UNet gradients on " + gpu.str() + " vs CPU: worst relative error " + std::to_string(grad_error));
+  expect(grad_error < 1e-3,
+         "UNet gradients on " + gpu.str() + " vs CPU: worst relative error " + std::to_string(grad_error));
 
   // Objective and ELBO on the device: the draws come from a CPU generator and are moved.
   std::vector<double> betas(100, 0.02);
   const DiscreteSchedule schedule(betas);
   const ForwardProcess process(schedule);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(1);
-  nn::UNet pixel(nn::UNetConfig::from_json({{"in_channels", 1}, {"out_channels", 1}, {"model_channels", 32},
-                                            {"channel_mult", {1, 1}}, {"num_res_blocks", 1},
+  nn::UNet pixel(nn::UNetConfig::from_json({{"in_channels", 1},
+                                            {"out_channels", 1},
+                                            {"model_channels", 32},
+                                            {"channel_mult", {1, 1}},
+                                            {"num_res_blocks", 1},
                                             {"attention_resolutions", {2}}},
                                            "unet"));
   pixel->to(gpu);
-  const DenoiserFn fn = [&](const torch::Tensor& z, const torch::Tensor& steps) { return pixel->forward(z, steps); };
-  const auto elbo = estimate_elbo(fn, process, Prediction::Eps, torch::rand({16, 1, 8, 8}, gpu) * 2 - 1, 4, 8, generator);
-  expect(std::isfinite(elbo.total_bpd), "ELBO on " + gpu.str() + ": " + std::to_string(elbo.total_bpd) + " bits/dim");
+  const DenoiserFn fn = [&](const torch::Tensor& z, const torch::Tensor& steps) {
+    return pixel->forward(z, steps);
+  };
+  const auto elbo =
+      estimate_elbo(fn, process, Prediction::Eps, torch::rand({16, 1, 8, 8}, gpu) * 2 - 1, 4, 8, generator);
+  expect(std::isfinite(elbo.total_bpd),
+         "ELBO on " + gpu.str() + ": " + std::to_string(elbo.total_bpd) + " bits/dim");
 
   // A short run on the device, interrupted after step 6 and resumed.
   const auto dir = std::filesystem::temp_directory_path() / "latentlab_cuda_smoke";
   std::filesystem::remove_all(dir);
-  const nlohmann::json run = {{"output", dir.string()},
-                              {"device", gpu.str()},
-                              {"data", {{"dataset", "noise"}}},
-                              {"unet",
-                               {{"in_channels", 1}, {"out_channels", 1}, {"model_channels", 32},
-                                {"channel_mult", {1, 1}}, {"num_res_blocks", 1}, {"attention_resolutions", {2}}}},
-                              {"train", {{"steps", 12}, {"batch_size", 8}, {"checkpoint_every", 6}, {"lr", 1e-3}}},
-                              {"eval", {{"every", 6}, {"samples", 16}}}};
+  const nlohmann::json run = {
+      {"output", dir.string()},
+      {"device", gpu.str()},
+      {"data", {{"dataset", "noise"}}},
+      {"unet",
+       {{"in_channels", 1},
+        {"out_channels", 1},
+        {"model_channels", 32},
+        {"channel_mult", {1, 1}},
+        {"num_res_blocks", 1},
+        {"attention_resolutions", {2}}}},
+      {"train", {{"steps", 12}, {"batch_size", 8}, {"checkpoint_every", 6}, {"lr", 1e-3}}},
+      {"eval", {{"every", 6}, {"samples", 16}}}};
   auto parts = [&] {
     DenoiserTrainerParts p;
     p.train_data = p.held_out = std::make_shared<NoiseDataset>();
@@ -143,7 +164,8 @@ int main() {
   for (const double l : second.losses) finite = finite && std::isfinite(l);
   expect(from == 6 && second.losses.size() == 6 && finite,
          "train-denoiser on " + gpu.str() + ": 6 steps, checkpoint, resume at step " + std::to_string(from) +
-             ", 6 more; last loss " + (second.losses.empty() ? std::string("?") : std::to_string(second.losses.back())));
+             ", 6 more; last loss " +
+             (second.losses.empty() ? std::string("?") : std::to_string(second.losses.back())));
 
   // Throughput of the benchmark UNet on the device (TF32 allowed again, as a user would run it).
   at::globalContext().setAllowTF32CuDNN(true);
@@ -171,7 +193,8 @@ int main() {
         ++calls;
         if (gpu.is_cuda()) torch::cuda::synchronize();
       }
-      return static_cast<double>(batch) * calls / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return static_cast<double>(batch) * calls /
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
     const double train = rate(step), evals = rate(eval);
     std::printf("[info] %s batch %lld: %.1f train samples/s, %.1f denoiser evals/s\n", gpu.str().c_str(),

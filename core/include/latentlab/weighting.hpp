@@ -16,9 +16,9 @@ namespace latentlab {
 
 // How the trainer draws t in 1..T.
 enum class TimestepSampling {
-  Uniform,       // p(t) = 1/T
-  Weights,       // p(t) proportional to w(t)
-  LossHistory,   // p(t) proportional to sqrt(E[(w(t) mse_t)^2]), estimated online (Nichol & Dhariwal 2021)
+  Uniform,      // p(t) = 1/T
+  Weights,      // p(t) proportional to w(t)
+  LossHistory,  // p(t) proportional to sqrt(E[(w(t) mse_t)^2]), estimated online (Nichol & Dhariwal 2021)
 };
 
 LATENTLAB_API const char* to_string(TimestepSampling sampling);

@@ -18,7 +18,8 @@ std::vector<double> elbo_weights(const Schedule& schedule) {
   weights[0] = 0.5;  // the Gaussian decoder at t = 1
   for (std::int64_t t = 2; t <= T; ++t) {
     // 1/2 (SNR(t-1)/SNR(t) - 1) = 1/2 expm1(log SNR(t-1) - log SNR(t)), exact for small steps.
-    weights[static_cast<std::size_t>(t - 1)] = 0.5 * std::expm1(schedule.log_snr(t - 1) - schedule.log_snr(t));
+    weights[static_cast<std::size_t>(t - 1)] =
+        0.5 * std::expm1(schedule.log_snr(t - 1) - schedule.log_snr(t));
   }
   return weights;
 }

@@ -10,9 +10,12 @@ namespace latentlab {
 
 const char* to_string(Prediction prediction) {
   switch (prediction) {
-    case Prediction::Eps: return "eps";
-    case Prediction::X0: return "x0";
-    case Prediction::V: return "v";
+    case Prediction::Eps:
+      return "eps";
+    case Prediction::X0:
+      return "x0";
+    case Prediction::V:
+      return "v";
   }
   return "?";
 }
@@ -34,8 +37,9 @@ torch::Tensor scaled(const torch::Tensor& coefficient, const torch::Tensor& x) {
 
 }  // namespace
 
-torch::Tensor eps_from_prediction(Prediction prediction, const torch::Tensor& output, const torch::Tensor& z_t,
-                                  const torch::Tensor& alpha, const torch::Tensor& sigma) {
+torch::Tensor eps_from_prediction(Prediction prediction, const torch::Tensor& output,
+                                  const torch::Tensor& z_t, const torch::Tensor& alpha,
+                                  const torch::Tensor& sigma) {
   switch (prediction) {
     case Prediction::Eps:
       return output;
@@ -71,9 +75,12 @@ torch::Tensor x0_from_prediction(Prediction prediction, const torch::Tensor& out
 torch::Tensor prediction_target(Prediction prediction, const torch::Tensor& z0, const torch::Tensor& eps,
                                 const torch::Tensor& alpha, const torch::Tensor& sigma) {
   switch (prediction) {
-    case Prediction::Eps: return eps;
-    case Prediction::X0: return z0;
-    case Prediction::V: return scaled(alpha, eps) - scaled(sigma, z0);
+    case Prediction::Eps:
+      return eps;
+    case Prediction::X0:
+      return z0;
+    case Prediction::V:
+      return scaled(alpha, eps) - scaled(sigma, z0);
   }
   throw Error("prediction_target: unknown parameterisation");
 }
@@ -93,7 +100,8 @@ ForwardProcess::ForwardProcess(const Schedule& schedule) : num_steps_(schedule.n
   snr_ = torch::tensor(snr, options);
 }
 
-torch::Tensor ForwardProcess::gather(const torch::Tensor& table, const torch::Tensor& t, std::int64_t rank) const {
+torch::Tensor ForwardProcess::gather(const torch::Tensor& table, const torch::Tensor& t,
+                                     std::int64_t rank) const {
   if (t.dim() != 1) throw Error("t must have shape [B], got " + std::to_string(t.dim()) + " dimensions");
   if (t.numel() > 0) {
     const auto lo = t.min().item<std::int64_t>(), hi = t.max().item<std::int64_t>();
@@ -117,7 +125,8 @@ torch::Tensor ForwardProcess::snr(const torch::Tensor& t, std::int64_t rank) con
   return gather(snr_, t, rank);
 }
 
-torch::Tensor ForwardProcess::noise(const torch::Tensor& z0, const torch::Tensor& t, const torch::Tensor& eps) const {
+torch::Tensor ForwardProcess::noise(const torch::Tensor& z0, const torch::Tensor& t,
+                                    const torch::Tensor& eps) const {
   const auto rank = z0.dim();
   return scaled(alpha(t, rank), z0) + scaled(sigma(t, rank), eps);  // Eq. 4
 }

@@ -10,9 +10,12 @@ namespace latentlab {
 
 const char* to_string(TimestepSampling sampling) {
   switch (sampling) {
-    case TimestepSampling::Uniform: return "uniform";
-    case TimestepSampling::Weights: return "weights";
-    case TimestepSampling::LossHistory: return "loss_history";
+    case TimestepSampling::Uniform:
+      return "uniform";
+    case TimestepSampling::Weights:
+      return "weights";
+    case TimestepSampling::LossHistory:
+      return "loss_history";
   }
   return "?";
 }
@@ -32,8 +35,8 @@ void check_weights(const std::vector<double>& weights, std::int64_t num_steps, c
   double total = 0;
   for (std::size_t i = 0; i < weights.size(); ++i) {
     if (!std::isfinite(weights[i]) || weights[i] < 0)
-      throw Error(owner + " returned weight " + format_number(weights[i]) + " at t = " + std::to_string(i + 1) +
-                  "; weights must be finite and >= 0");
+      throw Error(owner + " returned weight " + format_number(weights[i]) +
+                  " at t = " + std::to_string(i + 1) + "; weights must be finite and >= 0");
     total += weights[i];
   }
   if (total <= 0) throw Error(owner + " returned only zero weights: the objective would be identically 0");
@@ -102,7 +105,9 @@ void TimestepSampler::observe(const torch::Tensor& t, const torch::Tensor& weigh
   }
 }
 
-std::vector<torch::Tensor> TimestepSampler::state() const { return {mean_square_.clone(), counts_.clone()}; }
+std::vector<torch::Tensor> TimestepSampler::state() const {
+  return {mean_square_.clone(), counts_.clone()};
+}
 
 void TimestepSampler::load_state(const std::vector<torch::Tensor>& state) {
   if (state.size() != 2 || state[0].sizes() != mean_square_.sizes() || state[1].sizes() != counts_.sizes())
@@ -125,10 +130,10 @@ ObjectiveTerms DenoisingObjective::compute(const DenoiserFn& model, const torch:
                                            at::Generator& generator) {
   const auto batch = z0.size(0);
   ObjectiveTerms terms;
-  terms.t = sampler_.sample(batch, generator);                                      // [B]
+  terms.t = sampler_.sample(batch, generator);  // [B]
   // eps from the CPU generator whatever z0's device: the same draws on CPU and GPU.
   const auto eps = torch::randn(z0.sizes(), generator, z0.options().device(torch::kCPU)).to(z0.device());
-  const auto alpha = process_.alpha(terms.t, z0.dim()).to(z0.device());             // [B, 1, 1, 1] f64
+  const auto alpha = process_.alpha(terms.t, z0.dim()).to(z0.device());  // [B, 1, 1, 1] f64
   const auto sigma = process_.sigma(terms.t, z0.dim()).to(z0.device());
   const auto z_t = process_.noise(z0, terms.t.to(z0.device()), eps);                 // Eq. 4
   const auto output = model(z_t, terms.t.to(z0.device()));                           // [B, C, H, W]
@@ -140,8 +145,7 @@ ObjectiveTerms DenoisingObjective::compute(const DenoiserFn& model, const torch:
   terms.loss = (factor * mse).mean();
   terms.mse = mse.detach();
   // Eq. 2 estimates the uniform mean over t: the same importance correction, without w(t).
-  terms.loss_simple =
-      (sampler_.importance(terms.t).to(mse.device(), mse.scalar_type()) * terms.mse).mean();
+  terms.loss_simple = (sampler_.importance(terms.t).to(mse.device(), mse.scalar_type()) * terms.mse).mean();
   return terms;
 }
 

@@ -2,15 +2,15 @@
 // BasicTransformerBlock, SpatialTransformer (attention.py, Sec. 3.3).
 #include <cmath>
 
-#include "latentlab/nn/cpu_matmul.hpp"
 #include "blocks.hpp"
+#include "latentlab/nn/cpu_matmul.hpp"
 
 namespace latentlab::nn {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                           double scale) {
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, double scale) {
   // q: [N, L, d]; k, v: [N, S, d]
   const auto sim = batched_matmul(q, k, false, true, scale);  // [N, L, S]
   // Softmax in float32 whatever the compute dtype (LDM computes `sim` in float32 too).
@@ -55,22 +55,25 @@ AttentionBlockImpl::AttentionBlockImpl(std::int64_t channels, std::int64_t num_h
   zero_parameters(*proj_out_);
 }
 
-torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) {
+torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&,
+                                          const torch::Tensor&) {
   // x: [B, C, H, W]
   const auto B = x.size(0), C = x.size(1), T = x.size(2) * x.size(3);
   const auto heads = num_heads_, d = C / heads;
-  const auto tokens = norm_->forward(x).view({B, C, T}).transpose(1, 2);      // [B, T, C]
-  const auto qkv = pointwise(tokens, qkv_->weight, qkv_->bias);               // [B, T, 3C]
+  const auto tokens = norm_->forward(x).view({B, C, T}).transpose(1, 2);  // [B, T, C]
+  const auto qkv = pointwise(tokens, qkv_->weight, qkv_->bias);           // [B, T, 3C]
   // The legacy layout groups channels per head as (H, 3, d); the new one as (3, H, d).
-  const auto grouped = new_order_ ? qkv.view({B, T, 3, heads, d}).permute({2, 0, 3, 1, 4})   // [3, B, H, T, d]
-                                  : qkv.view({B, T, heads, 3, d}).permute({3, 0, 2, 1, 4});  // [3, B, H, T, d]
+  const auto grouped = new_order_
+                           ? qkv.view({B, T, 3, heads, d}).permute({2, 0, 3, 1, 4})   // [3, B, H, T, d]
+                           : qkv.view({B, T, heads, 3, d}).permute({3, 0, 2, 1, 4});  // [3, B, H, T, d]
   const auto q = grouped[0].reshape({B * heads, T, d});
   const auto k = grouped[1].reshape({B * heads, T, d});
   const auto v = grouped[2].reshape({B * heads, T, d});
   // (q / d^(1/4)) . (k / d^(1/4)) as in QKVAttention: a 1/sqrt(d) scale.
-  const auto a = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)));  // [B*H, T, d]
-  const auto h = pointwise(merge_heads(a, heads), proj_out_->weight, proj_out_->bias);          // [B, T, C]
-  return x + h.transpose(1, 2).reshape(x.sizes());                                              // [B, C, H, W]
+  const auto a =
+      scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)));   // [B*H, T, d]
+  const auto h = pointwise(merge_heads(a, heads), proj_out_->weight, proj_out_->bias);  // [B, T, C]
+  return x + h.transpose(1, 2).reshape(x.sizes());                                      // [B, C, H, W]
 }
 
 CrossAttentionImpl::CrossAttentionImpl(std::int64_t query_dim, std::int64_t context_dim, std::int64_t heads,
@@ -78,8 +81,10 @@ CrossAttentionImpl::CrossAttentionImpl(std::int64_t query_dim, std::int64_t cont
     : heads_(heads), dim_head_(dim_head) {
   const auto inner = heads * dim_head;
   to_q_ = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(query_dim, inner).bias(false)));
-  to_k_ = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
-  to_v_ = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
+  to_k_ =
+      register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
+  to_v_ =
+      register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
   auto to_out = container(*this, "to_out");
   out_linear_ = to_out->register_module("0", torch::nn::Linear(inner, query_dim));
   out_dropout_ = to_out->register_module("1", torch::nn::Dropout(dropout));
@@ -110,8 +115,9 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   return project(out_, dropout_->forward(parts[0] * torch::gelu(parts[1])));
 }
 
-BasicTransformerBlockImpl::BasicTransformerBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t dim_head,
-                                                     double dropout, std::int64_t context_dim) {
+BasicTransformerBlockImpl::BasicTransformerBlockImpl(std::int64_t dim, std::int64_t heads,
+                                                     std::int64_t dim_head, double dropout,
+                                                     std::int64_t context_dim) {
   attn1_ = register_module("attn1", CrossAttention(dim, dim, heads, dim_head, dropout));
   ff_ = register_module("ff", FeedForward(dim, 4, dropout));
   attn2_ = register_module("attn2", CrossAttention(dim, context_dim, heads, dim_head, dropout));
@@ -127,8 +133,9 @@ torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const t
   return ff_->forward(norm3_->forward(h)) + h;           // [B, N, dim]
 }
 
-SpatialTransformerImpl::SpatialTransformerImpl(std::int64_t channels, std::int64_t heads, std::int64_t dim_head,
-                                               std::int64_t depth, double dropout, std::int64_t context_dim) {
+SpatialTransformerImpl::SpatialTransformerImpl(std::int64_t channels, std::int64_t heads,
+                                               std::int64_t dim_head, std::int64_t depth, double dropout,
+                                               std::int64_t context_dim) {
   const auto inner = heads * dim_head;
   norm_ = register_module("norm", normalization(channels, 1e-6));
   proj_in_ = register_module("proj_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, inner, 1)));
@@ -145,11 +152,11 @@ torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torc
                                               const torch::Tensor& context) {
   // x: [B, C, H, W]; context: [B, M, context_dim]
   const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto tokens = norm_->forward(x).view({B, C, H * W}).transpose(1, 2);  // [B, HW, C]
-  tokens = pointwise(tokens, proj_in_->weight, proj_in_->bias);         // [B, HW, inner]
+  auto tokens = norm_->forward(x).view({B, C, H * W}).transpose(1, 2);   // [B, HW, C]
+  tokens = pointwise(tokens, proj_in_->weight, proj_in_->bias);          // [B, HW, inner]
   for (auto& block : blocks_) tokens = block->forward(tokens, context);  // [B, HW, inner]
-  tokens = pointwise(tokens, proj_out_->weight, proj_out_->bias);       // [B, HW, C]
-  return x + tokens.transpose(1, 2).reshape({B, C, H, W});              // [B, C, H, W]
+  tokens = pointwise(tokens, proj_out_->weight, proj_out_->bias);        // [B, HW, C]
+  return x + tokens.transpose(1, 2).reshape({B, C, H, W});               // [B, C, H, W]
 }
 
 }  // namespace latentlab::nn

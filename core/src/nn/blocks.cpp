@@ -39,7 +39,8 @@ torch::nn::Conv2d conv3x3(std::int64_t in, std::int64_t out, std::int64_t stride
 
 torch::Tensor upsample_nearest(const torch::Tensor& x) {
   // [B, C, H, W] -> [B, C, 2H, 2W]
-  return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+  return F::interpolate(
+      x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
 }
 
 torch::Tensor average_pool(const torch::Tensor& x) {
@@ -64,8 +65,8 @@ ResBlockImpl::ResBlockImpl(const ResBlockOptions& options) : options_(options) {
   zero_parameters(*out_conv_);
 
   if (options.out_channels != options.channels)
-    skip_ = register_module("skip_connection",
-                            torch::nn::Conv2d(torch::nn::Conv2dOptions(options.channels, options.out_channels, 1)));
+    skip_ = register_module("skip_connection", torch::nn::Conv2d(torch::nn::Conv2dOptions(
+                                                   options.channels, options.out_channels, 1)));
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor&) {
@@ -80,7 +81,8 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
     skip_input = average_pool(x);
   }
   h = in_conv_->forward(h);  // [B, C_out, H', W']
-  auto emb_out = emb_linear_->forward(torch::silu(emb)).unsqueeze(-1).unsqueeze(-1);  // [B, C_out or 2 C_out, 1, 1]
+  auto emb_out =
+      emb_linear_->forward(torch::silu(emb)).unsqueeze(-1).unsqueeze(-1);  // [B, C_out or 2 C_out, 1, 1]
   if (options_.use_scale_shift_norm) {
     const auto scale_shift = emb_out.chunk(2, 1);
     h = out_norm_->forward(h) * (1 + scale_shift[0]) + scale_shift[1];

@@ -14,13 +14,15 @@ namespace latentlab::nn {
 struct TimestepBlock {
   virtual ~TimestepBlock() = default;
   // x: [B, C, H, W]; emb: [B, E]; context: [B, M, D] or undefined
-  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) = 0;
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb,
+                                const torch::Tensor& context) = 0;
 };
 
 // LDM's TimestepEmbedSequential: children named "0", "1", ... in order.
 class TimestepSequentialImpl : public torch::nn::Module {
  public:
-  using Forward = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
+  using Forward =
+      std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
   // Registers `module` as the next child and calls `forward` for it.
   void push(std::shared_ptr<torch::nn::Module> module, Forward forward);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context);
@@ -34,9 +36,10 @@ TORCH_MODULE(TimestepSequential);
 template <class Holder>
 void push_block(TimestepSequential& sequential, const Holder& holder) {
   auto module = holder.ptr();
-  sequential->push(module, [module](const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) {
-    return module->forward(x, emb, context);
-  });
+  sequential->push(module,
+                   [module](const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) {
+                     return module->forward(x, emb, context);
+                   });
 }
 
 // LDM's GroupNorm32: GroupNorm computed in float32 whatever the input's dtype; parameters `weight`, `bias`.
@@ -63,7 +66,8 @@ struct ResBlockOptions {
 class ResBlockImpl : public torch::nn::Module, public TimestepBlock {
  public:
   explicit ResBlockImpl(const ResBlockOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb,
+                        const torch::Tensor& context) override;
 
  private:
   ResBlockOptions options_;
@@ -79,7 +83,8 @@ TORCH_MODULE(ResBlock);
 class DownsampleImpl : public torch::nn::Module, public TimestepBlock {
  public:
   DownsampleImpl(std::int64_t channels, bool use_conv, std::int64_t out_channels);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb,
+                        const torch::Tensor& context) override;
 
  private:
   torch::nn::Conv2d op_{nullptr};
@@ -90,7 +95,8 @@ TORCH_MODULE(Downsample);
 class UpsampleImpl : public torch::nn::Module, public TimestepBlock {
  public:
   UpsampleImpl(std::int64_t channels, bool use_conv, std::int64_t out_channels);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb,
+                        const torch::Tensor& context) override;
 
  private:
   torch::nn::Conv2d conv_{nullptr};
@@ -102,7 +108,8 @@ TORCH_MODULE(Upsample);
 class AttentionBlockImpl : public torch::nn::Module, public TimestepBlock {
  public:
   AttentionBlockImpl(std::int64_t channels, std::int64_t num_heads, bool new_order);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb,
+                        const torch::Tensor& context) override;
 
  private:
   std::int64_t channels_, num_heads_;
@@ -116,8 +123,8 @@ TORCH_MODULE(AttentionBlock);
 // (x itself when undefined). LDM's CrossAttention.
 class CrossAttentionImpl : public torch::nn::Module {
  public:
-  CrossAttentionImpl(std::int64_t query_dim, std::int64_t context_dim, std::int64_t heads, std::int64_t dim_head,
-                     double dropout);
+  CrossAttentionImpl(std::int64_t query_dim, std::int64_t context_dim, std::int64_t heads,
+                     std::int64_t dim_head, double dropout);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
 
  private:
@@ -159,7 +166,8 @@ class SpatialTransformerImpl : public torch::nn::Module, public TimestepBlock {
  public:
   SpatialTransformerImpl(std::int64_t channels, std::int64_t heads, std::int64_t dim_head, std::int64_t depth,
                          double dropout, std::int64_t context_dim);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor& context) override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb,
+                        const torch::Tensor& context) override;
 
  private:
   GroupNorm32 norm_{nullptr};
@@ -170,8 +178,8 @@ class SpatialTransformerImpl : public torch::nn::Module, public TimestepBlock {
 TORCH_MODULE(SpatialTransformer);
 
 // softmax(q k^T * scale) v with the softmax in float32. q: [N, L, d], k, v: [N, S, d] -> [N, L, d]
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                           double scale);
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, double scale);
 
 // Registers and returns a parameterless child module, so that the children added to it get the
 // reference names ("in_layers.2.weight").

@@ -9,8 +9,8 @@ namespace latentlab::nn {
 namespace {
 
 // cblas_sgemm from the process's BLAS (OpenBLAS through libblas.so.3), looked up once.
-using SgemmFn = void (*)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
-                         int lda, const float* b, int ldb, float beta, float* c, int ldc);
+using SgemmFn = void (*)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc);
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 SgemmFn sgemm() {
@@ -23,27 +23,31 @@ bool fast_path(const torch::Tensor& a, const torch::Tensor& b) {
          b.scalar_type() == torch::kFloat32;
 }
 
-torch::Tensor op(const torch::Tensor& x, bool transpose) { return transpose ? x.transpose(-2, -1) : x; }
+torch::Tensor op(const torch::Tensor& x, bool transpose) {
+  return transpose ? x.transpose(-2, -1) : x;
+}
 
 // Work per task: about this many multiply-adds, so small problems stay on one thread.
 constexpr std::int64_t kGrainFlops = 1 << 18;
 
 // C = alpha op(A) op(B) for row-major contiguous matrices, the rows of C split over the threads.
 // A is [m, k] (or [k, m] when ta), B is [k, n] (or [n, k] when tb).
-void gemm_rows(const float* A, const float* B, float* C, std::int64_t m, std::int64_t n, std::int64_t k, bool ta,
-               bool tb, float alpha, float beta) {
+void gemm_rows(const float* A, const float* B, float* C, std::int64_t m, std::int64_t n, std::int64_t k,
+               bool ta, bool tb, float alpha, float beta) {
   const int lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n);
   const std::int64_t grain = std::max<std::int64_t>(1, kGrainFlops / std::max<std::int64_t>(1, n * k));
   at::parallel_for(0, m, grain, [&](std::int64_t begin, std::int64_t end) {
     const float* a = ta ? A + begin : A + begin * lda;  // rows of op(A): columns of A when transposed
     sgemm()(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, static_cast<int>(end - begin),
-            static_cast<int>(n), static_cast<int>(k), alpha, a, lda, B, ldb, beta, C + begin * n, static_cast<int>(n));
+            static_cast<int>(n), static_cast<int>(k), alpha, a, lda, B, ldb, beta, C + begin * n,
+            static_cast<int>(n));
   });
 }
 
 // ---- batched products ----
 
-torch::Tensor batched_product(const torch::Tensor& a_in, const torch::Tensor& b_in, bool ta, bool tb, double alpha) {
+torch::Tensor batched_product(const torch::Tensor& a_in, const torch::Tensor& b_in, bool ta, bool tb,
+                              double alpha) {
   if (!fast_path(a_in, b_in)) {
     auto c = torch::matmul(op(a_in, ta), op(b_in, tb));
     return alpha == 1.0 ? c : c * alpha;
@@ -52,8 +56,8 @@ torch::Tensor batched_product(const torch::Tensor& a_in, const torch::Tensor& b_
   const auto N = a.size(0);
   const auto m = ta ? a.size(2) : a.size(1), k = ta ? a.size(1) : a.size(2);
   const auto n = tb ? b.size(1) : b.size(2);
-  TORCH_CHECK(b.size(0) == N && (tb ? b.size(2) : b.size(1)) == k, "batched_matmul: shapes ", a.sizes(), " and ",
-              b.sizes(), " do not multiply");
+  TORCH_CHECK(b.size(0) == N && (tb ? b.size(2) : b.size(1)) == k, "batched_matmul: shapes ", a.sizes(),
+              " and ", b.sizes(), " do not multiply");
   auto c = torch::empty({N, m, n}, a.options());
   const float* pa = a.data_ptr<float>();
   const float* pb = b.data_ptr<float>();
@@ -63,9 +67,9 @@ torch::Tensor batched_product(const torch::Tensor& a_in, const torch::Tensor& b_
   const std::int64_t grain = std::max<std::int64_t>(1, kGrainFlops / std::max<std::int64_t>(1, m * n * k));
   at::parallel_for(0, N, grain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i)
-      sgemm()(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), static_cast<float>(alpha), pa + i * a_size, lda, pb + i * b_size, ldb, 0.0f,
-              pc + i * c_size, static_cast<int>(n));
+      sgemm()(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha), pa + i * a_size, lda,
+              pb + i * b_size, ldb, 0.0f, pc + i * c_size, static_cast<int>(n));
   });
   return c;
 }
@@ -73,8 +77,8 @@ torch::Tensor batched_product(const torch::Tensor& a_in, const torch::Tensor& b_
 // c = alpha op(a) op(b). With A = op(a), B = op(b): dA = alpha g B^T and dB = alpha A^T g, transposed
 // back where op transposed.
 struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b,
-                               bool ta, bool tb, double alpha) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a,
+                               const torch::Tensor& b, bool ta, bool tb, double alpha) {
     ctx->save_for_backward({a, b});
     ctx->saved_data["ta"] = ta;
     ctx->saved_data["tb"] = tb;
@@ -102,12 +106,13 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
 
 // x2d [M, in] -> [M, out] = x2d W^T + bias
 // An empty (0-element) bias means none: autograd functions take no undefined tensors in LibTorch 1.13.
-torch::Tensor linear_forward(const torch::Tensor& x2d, const torch::Tensor& weight, const torch::Tensor& bias) {
+torch::Tensor linear_forward(const torch::Tensor& x2d, const torch::Tensor& weight,
+                             const torch::Tensor& bias) {
   const auto M = x2d.size(0), in = x2d.size(1), out = weight.size(0);
   const bool has_bias = bias.defined() && bias.numel() > 0;
   auto y = has_bias ? bias.unsqueeze(0).expand({M, out}).contiguous() : torch::empty({M, out}, x2d.options());
-  gemm_rows(x2d.data_ptr<float>(), weight.data_ptr<float>(), y.data_ptr<float>(), M, out, in, false, true, 1.0f,
-            has_bias ? 1.0f : 0.0f);
+  gemm_rows(x2d.data_ptr<float>(), weight.data_ptr<float>(), y.data_ptr<float>(), M, out, in, false, true,
+            1.0f, has_bias ? 1.0f : 0.0f);
   return y;
 }
 
@@ -128,13 +133,13 @@ struct Linear : public torch::autograd::Function<Linear> {
     torch::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // [M, in] = g W
       dx = torch::empty({M, in}, g.options());
-      gemm_rows(g.data_ptr<float>(), weight.data_ptr<float>(), dx.data_ptr<float>(), M, in, out, false, false, 1.0f,
-                0.0f);
+      gemm_rows(g.data_ptr<float>(), weight.data_ptr<float>(), dx.data_ptr<float>(), M, in, out, false, false,
+                1.0f, 0.0f);
     }
     if (ctx->needs_input_grad(1)) {  // [out, in] = g^T x, rows split over `out`
       dw = torch::empty({out, in}, g.options());
-      gemm_rows(g.data_ptr<float>(), x2d.data_ptr<float>(), dw.data_ptr<float>(), out, in, M, true, false, 1.0f,
-                0.0f);
+      gemm_rows(g.data_ptr<float>(), x2d.data_ptr<float>(), dw.data_ptr<float>(), out, in, M, true, false,
+                1.0f, 0.0f);
     }
     if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = g.sum(0);
     return {dx, dw, db};
@@ -143,8 +148,8 @@ struct Linear : public torch::autograd::Function<Linear> {
 
 }  // namespace
 
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, bool transpose_a, bool transpose_b,
-                             double alpha) {
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, bool transpose_a,
+                             bool transpose_b, double alpha) {
   if (!torch::GradMode::is_enabled() || !(a.requires_grad() || b.requires_grad()))
     return batched_product(a, b, transpose_a, transpose_b, alpha);
   return BatchedMatmul::apply(a, b, transpose_a, transpose_b, alpha);

@@ -25,9 +25,10 @@ bool contains(const std::vector<std::int64_t>& values, std::int64_t value) {
 torch::Tensor timestep_embedding(const torch::Tensor& t, std::int64_t dim, double max_period) {
   const auto half = dim / 2;
   const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(t.device());
-  const auto freqs = torch::exp(-std::log(max_period) * torch::arange(half, options) / static_cast<double>(half));
+  const auto freqs =
+      torch::exp(-std::log(max_period) * torch::arange(half, options) / static_cast<double>(half));
   const auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);  // [B, half]
-  auto embedding = torch::cat({torch::cos(args), torch::sin(args)}, 1);        // [B, 2 half]
+  auto embedding = torch::cat({torch::cos(args), torch::sin(args)}, 1);       // [B, 2 half]
   if (dim % 2) embedding = torch::cat({embedding, torch::zeros({t.size(0), 1}, options)}, 1);
   return embedding;  // [B, dim]
 }
@@ -40,7 +41,8 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
   auto time_embed = container(*this, "time_embed");
   time_embed_0_ = time_embed->register_module("0", torch::nn::Linear(mc, emb_dim));
   time_embed_2_ = time_embed->register_module("2", torch::nn::Linear(emb_dim, emb_dim));
-  if (c.num_classes > 0) label_emb_ = register_module("label_emb", torch::nn::Embedding(c.num_classes, emb_dim));
+  if (c.num_classes > 0)
+    label_emb_ = register_module("label_emb", torch::nn::Embedding(c.num_classes, emb_dim));
 
   auto res_block = [&](std::int64_t in, std::int64_t out, bool up = false, bool down = false) {
     return ResBlock(ResBlockOptions{in, emb_dim, out, c.dropout, c.use_scale_shift_norm, up, down});
@@ -49,7 +51,8 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
     const auto [heads, dim_head] = c.heads_for(channels);
     if (c.use_spatial_transformer)
       // No dropout inside transformers: the reference UNet passes `dropout` to ResBlocks only.
-      push_block(block, SpatialTransformer(channels, heads, dim_head, c.transformer_depth, 0.0, c.context_dim));
+      push_block(block,
+                 SpatialTransformer(channels, heads, dim_head, c.transformer_depth, 0.0, c.context_dim));
     else
       push_block(block, AttentionBlock(channels, heads, c.use_new_attention_order));
   };
@@ -62,9 +65,8 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
   {
     TimestepSequential first;
     auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_channels, mc, 3).padding(1));
-    first->push(conv.ptr(), [conv](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) mutable {
-      return conv->forward(x);
-    });
+    first->push(conv.ptr(), [conv](const torch::Tensor& x, const torch::Tensor&,
+                                   const torch::Tensor&) mutable { return conv->forward(x); });
     add_input(first);
   }
   std::vector<std::int64_t> skip_channels = {mc};
@@ -124,7 +126,8 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
   auto out_norm = normalization(ch);
   out->register_module("0", out_norm);
   out_norm_ = out_norm.ptr();
-  out_conv_ = out->register_module("2", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, c.out_channels, 3).padding(1)));
+  out_conv_ = out->register_module(
+      "2", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, c.out_channels, 3).padding(1)));
   zero_parameters(*out_conv_);
 }
 
@@ -134,7 +137,8 @@ void UNetImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, cons
   if (x.dim() != 4) throw Error("UNet: x must be [B, C, H, W], got " + shape(x));
   const auto B = x.size(0), H = x.size(2), W = x.size(3);
   const auto channels = x.size(1) + (concat.defined() ? concat.size(1) : 0);
-  if (concat.defined() && (concat.dim() != 4 || concat.size(0) != B || concat.size(2) != H || concat.size(3) != W))
+  if (concat.defined() &&
+      (concat.dim() != 4 || concat.size(0) != B || concat.size(2) != H || concat.size(3) != W))
     throw Error("UNet: concat must be [B, C', H, W] matching x " + shape(x) + ", got " + shape(concat));
   if (channels != c.in_channels)
     throw Error("UNet: in_channels is " + std::to_string(c.in_channels) + " but x " + shape(x) +
@@ -142,15 +146,15 @@ void UNetImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, cons
                 std::to_string(channels) + " channels");
   const auto divisor = c.size_divisor();
   if (H % divisor || W % divisor)
-    throw Error("UNet: spatial size " + std::to_string(H) + "x" + std::to_string(W) + " is not divisible by " +
-                std::to_string(divisor) + " (2^(levels-1) for " + std::to_string(c.levels()) +
-                " levels); pad or resize the latents");
+    throw Error("UNet: spatial size " + std::to_string(H) + "x" + std::to_string(W) +
+                " is not divisible by " + std::to_string(divisor) + " (2^(levels-1) for " +
+                std::to_string(c.levels()) + " levels); pad or resize the latents");
   if (t.dim() != 1 || t.size(0) != B)
     throw Error("UNet: t must be [B] with B = " + std::to_string(B) + ", got " + shape(t));
   if (c.use_spatial_transformer) {
     if (!context.defined())
-      throw Error("UNet: this UNet cross-attends to conditioning tokens [B, M, " + std::to_string(c.context_dim) +
-                  "]; pass a context");
+      throw Error("UNet: this UNet cross-attends to conditioning tokens [B, M, " +
+                  std::to_string(c.context_dim) + "]; pass a context");
     if (context.dim() != 3 || context.size(0) != B || context.size(2) != c.context_dim)
       throw Error("UNet: context must be [B, M, context_dim] = [" + std::to_string(B) + ", M, " +
                   std::to_string(c.context_dim) + "], got " + shape(context));
@@ -164,8 +168,8 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
                                 const torch::Tensor& concat, const torch::Tensor& y) {
   check_inputs(x, t, context, concat, y);
   // t: [B] -> [B, mc] -> [B, 4 mc]
-  auto emb = time_embed_2_->forward(
-      torch::silu(time_embed_0_->forward(timestep_embedding(t.to(torch::kFloat32) - 1.0, config_.model_channels))));
+  auto emb = time_embed_2_->forward(torch::silu(
+      time_embed_0_->forward(timestep_embedding(t.to(torch::kFloat32) - 1.0, config_.model_channels))));
   if (label_emb_) emb = emb + label_emb_->forward(y);
 
   auto h = concat.defined() ? torch::cat({x, concat}, 1) : x;  // [B, in_channels, H, W]

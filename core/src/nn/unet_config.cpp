@@ -24,7 +24,8 @@ const ParamSchema& UNetConfig::schema() {
           .integer("num_head_channels", 32, "channels per attention head (-1: use num_heads)",
                    Range::at_least(-1))
           .number("dropout", 0.0, "dropout in ResBlocks", Range{0.0, 1.0, false, true})
-          .boolean("use_scale_shift_norm", false, "FiLM-like time conditioning: GroupNorm(h) * (1 + scale) + shift")
+          .boolean("use_scale_shift_norm", false,
+                   "FiLM-like time conditioning: GroupNorm(h) * (1 + scale) + shift")
           .boolean("resblock_updown", false, "down/upsample with ResBlocks instead of (strided) convolutions")
           .boolean("conv_resample", true, "learned 3x3 convolution in Downsample/Upsample")
           .boolean("use_new_attention_order", false, "split qkv before heads (QKVAttention) instead of after")
@@ -39,7 +40,8 @@ const ParamSchema& UNetConfig::schema() {
                    Range::at_least(0))
           .boolean("use_checkpoint", false, "LDM's activation checkpointing; accepted, has no effect here")
           .boolean("use_fp16", false, "LDM's fp16 flag; accepted, has no effect (see devices in DESIGN.md)")
-          .boolean("legacy", true, "LDM's head-size rule switch; yields the same heads for every valid config")
+          .boolean("legacy", true,
+                   "LDM's head-size rule switch; yields the same heads for every valid config")
           .integer("dims", 2, "spatial dimensions (only 2 is supported)", Range::closed(2, 2));
   return schema;
 }
@@ -94,9 +96,10 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& json, const std::string& 
 
   // GroupNorm(32) everywhere, as in LDM: the base width and every level's width must be multiples of 32.
   if (c.model_channels % 32 != 0)
-    throw ConfigError(path + ".model_channels: " + std::to_string(c.model_channels) +
-                      " is not a multiple of 32 (GroupNorm uses 32 groups, and the first block has model_channels "
-                      "channels); use a multiple of 32");
+    throw ConfigError(
+        path + ".model_channels: " + std::to_string(c.model_channels) +
+        " is not a multiple of 32 (GroupNorm uses 32 groups, and the first block has model_channels "
+        "channels); use a multiple of 32");
   for (const auto mult : c.channel_mult)
     if ((c.model_channels * mult) % 32 != 0)
       throw ConfigError(path + ".model_channels: " + std::to_string(c.model_channels) + " x channel_mult " +
@@ -107,7 +110,8 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& json, const std::string& 
   if (c.num_heads == 0 || c.num_head_channels == 0)
     throw ConfigError(path + ": num_heads and num_head_channels must be positive or -1");
   if (c.use_spatial_transformer && c.context_dim == 0)
-    throw ConfigError(path + ".context_dim: use_spatial_transformer needs the width of the conditioning tokens "
+    throw ConfigError(path +
+                      ".context_dim: use_spatial_transformer needs the width of the conditioning tokens "
                       "(context_dim), as in LDM");
   if (!c.use_spatial_transformer && c.context_dim > 0)
     throw ConfigError(path + ".context_dim: " + std::to_string(c.context_dim) +
@@ -121,9 +125,10 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& json, const std::string& 
     const auto channels = c.model_channels * c.channel_mult[static_cast<std::size_t>(level)];
     const auto [heads, head_channels] = c.heads_for(channels);
     if (heads * head_channels != channels)
-      throw ConfigError(path + ": " + std::to_string(channels) + " channels at level " + std::to_string(level) +
-                        " do not split into heads (num_heads " + std::to_string(c.num_heads) +
-                        ", num_head_channels " + std::to_string(c.num_head_channels) + ")");
+      throw ConfigError(path + ": " + std::to_string(channels) + " channels at level " +
+                        std::to_string(level) + " do not split into heads (num_heads " +
+                        std::to_string(c.num_heads) + ", num_head_channels " +
+                        std::to_string(c.num_head_channels) + ")");
   }
   return c;
 }

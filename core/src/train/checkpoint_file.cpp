@@ -38,7 +38,8 @@ void write_atomically(const std::filesystem::path& path,
 }
 
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
-  write_atomically(path, [&](const std::filesystem::path& temporary) { archive.save_to(temporary.string()); });
+  write_atomically(path,
+                   [&](const std::filesystem::path& temporary) { archive.save_to(temporary.string()); });
 }
 
 }  // namespace latentlab

@@ -17,7 +17,8 @@ DataOrder::DataOrder(std::int64_t size, std::int64_t batch_size, std::uint64_t s
 void DataOrder::prepare_epoch() {
   if (prepared_epoch_ == position_.epoch) return;
   // One generator per epoch, seeded from (seed, epoch): any epoch can be rebuilt without the others.
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed_ * 1000003ULL + static_cast<std::uint64_t>(position_.epoch));
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed_ * 1000003ULL +
+                                                            static_cast<std::uint64_t>(position_.epoch));
   permutation_ = torch::randperm(size_, generator, torch::kLong);
   flips_ = hflip_ ? torch::rand({size_}, generator) < 0.5 : torch::zeros({size_}, torch::kBool);
   prepared_epoch_ = position_.epoch;

@@ -32,11 +32,12 @@ PluginChoice plugin_choice(const json& config, const std::string& key, const std
     choice.name = section.get<std::string>();
     return choice;
   }
-  check_object(section, key, {name_key, "params"}, default_name.empty() ? std::vector<std::string>{name_key}
-                                                                        : std::vector<std::string>{});
+  check_object(section, key, {name_key, "params"},
+               default_name.empty() ? std::vector<std::string>{name_key} : std::vector<std::string>{});
   if (section.contains(name_key)) {
     if (!section.at(name_key).is_string())
-      throw ConfigError(key + "." + name_key + ": expected a plugin name (string), got " + section.at(name_key).dump());
+      throw ConfigError(key + "." + name_key + ": expected a plugin name (string), got " +
+                        section.at(name_key).dump());
     choice.name = section.at(name_key).get<std::string>();
   }
   if (section.contains("params")) {
@@ -54,8 +55,10 @@ const ParamSchema& train_schema() {
           .integer("batch_size", 64, "examples per batch", Range::at_least(1))
           .integer("accumulate", 1, "batches per optimiser step (gradient accumulation)", Range::at_least(1))
           .number("lr", 1e-4, "AdamW learning rate", Range::above(0))
-          .number_list("betas", std::vector<double>{0.9, 0.999}, "AdamW betas", Range{0.0, 1.0, false, true}, 2)
-          .number("weight_decay", 0.01, "AdamW decoupled weight decay (0.01: torch.optim.AdamW's default, as LDM uses)",
+          .number_list("betas", std::vector<double>{0.9, 0.999}, "AdamW betas", Range{0.0, 1.0, false, true},
+                       2)
+          .number("weight_decay", 0.01,
+                  "AdamW decoupled weight decay (0.01: torch.optim.AdamW's default, as LDM uses)",
                   Range::at_least(0))
           .integer("warmup_steps", 0, "linear learning-rate warm-up steps", Range::at_least(0))
           .number("grad_clip", 0.0, "max global gradient norm (0: no clipping, as LDM)", Range::at_least(0))
@@ -72,7 +75,8 @@ const ParamSchema& eval_schema() {
           .integer("every", 500, "steps between evaluations of the yardsticks (0: only at the end)",
                    Range::at_least(0))
           .integer("samples", 256, "held-out examples for the ELBO and loss_simple", Range::at_least(1))
-          .integer("strata", 4, "t draws per example for the ELBO's sum over t (stratified)", Range::at_least(1))
+          .integer("strata", 4, "t draws per example for the ELBO's sum over t (stratified)",
+                   Range::at_least(1))
           .integer("batch_size", 128, "batch size of the evaluation", Range::at_least(1));
   return schema;
 }
@@ -80,9 +84,10 @@ const ParamSchema& eval_schema() {
 }  // namespace
 
 DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
-  check_object(input, "",
-               {"output", "seed", "device", "data", "schedule", "weighting", "prediction", "unet", "train", "eval"},
-               {"output", "data"});
+  check_object(
+      input, "",
+      {"output", "seed", "device", "data", "schedule", "weighting", "prediction", "unet", "train", "eval"},
+      {"output", "data"});
   DenoiserTrainConfig c;
   if (!input.at("output").is_string() || input.at("output").get<std::string>().empty())
     throw ConfigError("output: expected a folder name (string), got " + input.at("output").dump());
@@ -97,7 +102,8 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
     const auto& device = input.at("device");
     const bool valid = device.is_string() && (device == "auto" || device == "cpu" || device == "cuda" ||
                                               device.get<std::string>().rfind("cuda:", 0) == 0);
-    if (!valid) throw ConfigError("device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " + device.dump());
+    if (!valid)
+      throw ConfigError("device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " + device.dump());
     c.device = device.get<std::string>();
   }
 
@@ -119,7 +125,8 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
   c.schedule = plugin_choice(input, "schedule", "name", "linear");
   c.weighting = plugin_choice(input, "weighting", "name", "unweighted");
   if (input.contains("prediction")) {
-    if (!input.at("prediction").is_string()) throw ConfigError("prediction: expected \"eps\", \"x0\" or \"v\"");
+    if (!input.at("prediction").is_string())
+      throw ConfigError("prediction: expected \"eps\", \"x0\" or \"v\"");
     c.prediction = prediction_from_string(input.at("prediction").get<std::string>());
   }
   c.unet = nn::UNetConfig::from_json(input.value("unet", json::object()), "unet");
@@ -145,7 +152,8 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
   c.eval_data_params = json{{"split", "test"}};
   if (eval_input.contains("data_params")) {
     if (!eval_input.at("data_params").is_object())
-      throw ConfigError("eval.data_params: expected a JSON object of dataset parameters (e.g. {\"split\": \"test\"})");
+      throw ConfigError(
+          "eval.data_params: expected a JSON object of dataset parameters (e.g. {\"split\": \"test\"})");
     c.eval_data_params = eval_input.at("data_params");
     eval_input.erase("data_params");
   }

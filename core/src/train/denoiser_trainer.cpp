@@ -56,7 +56,9 @@ std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string
 }
 
 // The batch's images as latents z_0: pixel space for now (f = 1, identity autoencoder).
-torch::Tensor to_latents(const Batch& batch) { return batch.images; }
+torch::Tensor to_latents(const Batch& batch) {
+  return batch.images;
+}
 
 }  // namespace
 
@@ -72,7 +74,8 @@ struct DenoiserTrainer::State {
   at::Generator generator;  // t and eps draws (on the CPU, whatever the device)
   std::int64_t step = 0;
   std::int64_t last_checkpoint = -1;  // step of the checkpoint on disk, -1: none yet
-  double wall_time = 0;  // seconds of training, summed over resumptions
+  bool eval_pending = false;          // interrupted at a step due for evaluation: evaluate on resumption
+  double wall_time = 0;               // seconds of training, summed over resumptions
   torch::Tensor held_out_z0, held_out_labels;
 
   State(DenoiserTrainConfig c, DenoiserTrainerParts p, MetricSink& s)
@@ -110,6 +113,7 @@ struct DenoiserTrainer::State {
     archive.write("data_epoch", c10::IValue(order->position().epoch));
     archive.write("data_offset", c10::IValue(order->position().offset));
     archive.write("wall_time", c10::IValue(wall_time));
+    archive.write("eval_pending", c10::IValue(eval_pending));
     torch::serialize::OutputArchive model_archive, ema_archive, optimizer_archive;
     model->save(model_archive);
     archive.write("model", model_archive);
@@ -153,9 +157,9 @@ struct DenoiserTrainer::State {
     for (std::int64_t start = 0; start < N; start += config.eval_batch_size) {
       const auto end = std::min(N, start + config.eval_batch_size);
       const auto labels = conditional() ? held_out_labels.slice(0, start, end) : torch::Tensor();
-      const auto part = estimate_elbo(denoiser(ema, labels), objective->process(), config.prediction,
-                                      held_out_z0.slice(0, start, end), config.eval_strata, end - start,
-                                      eval_generator);
+      const auto part =
+          estimate_elbo(denoiser(ema, labels), objective->process(), config.prediction,
+                        held_out_z0.slice(0, start, end), config.eval_strata, end - start, eval_generator);
       const double share = static_cast<double>(end - start) / static_cast<double>(N);
       sum.prior_bpd += share * part.prior_bpd;
       sum.diffusion_bpd += share * part.diffusion_bpd;
@@ -164,9 +168,10 @@ struct DenoiserTrainer::State {
       sum.loss_simple += share * part.loss_simple;
     }
     if (config.ema_decay == 0) model->train();
-    spdlog::info("eval step {}: ELBO {:.4f} bits/dim (prior {:.4f}, diffusion {:.4f}, decoder {:.4f}); "
-                 "held-out loss_simple {:.5f}",
-                 step, sum.total_bpd, sum.prior_bpd, sum.diffusion_bpd, sum.decoder_bpd, sum.loss_simple);
+    spdlog::info(
+        "eval step {}: ELBO {:.4f} bits/dim (prior {:.4f}, diffusion {:.4f}, decoder {:.4f}); "
+        "held-out loss_simple {:.5f}",
+        step, sum.total_bpd, sum.prior_bpd, sum.diffusion_bpd, sum.decoder_bpd, sum.loss_simple);
     sink.write("eval", step,
                {{"elbo_bpd", sum.total_bpd},
                 {"prior_bpd", sum.prior_bpd},
@@ -185,18 +190,20 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   const auto& data = *s.parts.train_data;
   const auto& unet = c.unet;
   if (unet.use_spatial_transformer)
-    throw ConfigError("unet.context_dim: training with cross-attention needs a conditioner, which this version "
-                      "cannot configure yet; remove context_dim/use_spatial_transformer (use num_classes for "
-                      "class conditioning)");
+    throw ConfigError(
+        "unet.context_dim: training with cross-attention needs a conditioner, which this version "
+        "cannot configure yet; remove context_dim/use_spatial_transformer (use num_classes for "
+        "class conditioning)");
   if (unet.in_channels != data.channels() || unet.out_channels != data.channels())
     throw ConfigError("unet.in_channels/out_channels: the latents have " + std::to_string(data.channels()) +
-                      " channels (pixel space, f = 1), but the UNet takes " + std::to_string(unet.in_channels) +
-                      " and returns " + std::to_string(unet.out_channels) + "; set both to " +
-                      std::to_string(data.channels()));
+                      " channels (pixel space, f = 1), but the UNet takes " +
+                      std::to_string(unet.in_channels) + " and returns " + std::to_string(unet.out_channels) +
+                      "; set both to " + std::to_string(data.channels()));
   if (data.resolution() % unet.size_divisor())
-    throw ConfigError("unet.channel_mult: " + std::to_string(unet.levels()) + " levels need a size divisible by " +
-                      std::to_string(unet.size_divisor()) + ", but the data is " +
-                      std::to_string(data.resolution()) + "x" + std::to_string(data.resolution()));
+    throw ConfigError("unet.channel_mult: " + std::to_string(unet.levels()) +
+                      " levels need a size divisible by " + std::to_string(unet.size_divisor()) +
+                      ", but the data is " + std::to_string(data.resolution()) + "x" +
+                      std::to_string(data.resolution()));
   if (s.conditional() && data.num_classes() == 0)
     throw ConfigError("unet.num_classes: the UNet is class-conditional but the dataset has no labels");
   if (s.conditional() && data.num_classes() > unet.num_classes)
@@ -204,17 +211,21 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
                       " classes, more than num_classes = " + std::to_string(unet.num_classes));
   const auto& held_out = *s.parts.held_out;
   if (held_out.channels() != data.channels() || held_out.resolution() != data.resolution())
-    throw ConfigError("eval.data_params: the held-out data must have the training data's channels and resolution");
+    throw ConfigError(
+        "eval.data_params: the held-out data must have the training data's channels and resolution");
   if (held_out.size() < c.eval_samples)
-    throw ConfigError("eval.samples: " + std::to_string(c.eval_samples) + " held-out examples asked for, the "
-                      "held-out dataset has " + std::to_string(held_out.size()));
+    throw ConfigError("eval.samples: " + std::to_string(c.eval_samples) +
+                      " held-out examples asked for, the "
+                      "held-out dataset has " +
+                      std::to_string(held_out.size()));
 
   if (c.device == "auto")
     s.device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   else
     s.device = torch::Device(c.device);
   if (s.device.is_cuda() && !torch::cuda::is_available())
-    throw ConfigError("device: \"" + c.device + "\" asked for, but this LibTorch has no CUDA device; use \"cpu\" or \"auto\"");
+    throw ConfigError("device: \"" + c.device +
+                      "\" asked for, but this LibTorch has no CUDA device; use \"cpu\" or \"auto\"");
   torch::manual_seed(c.seed ^ kDropoutStream);  // dropout draws from the default generator
   s.model = nn::UNet(unet);
   s.ema = nn::UNet(unet);
@@ -262,20 +273,24 @@ std::int64_t DenoiserTrainer::resume() {
   c10::IValue value;
   archive.read("format", value);
   if (value.toInt() != kCheckpointFormat)
-    throw Error("checkpoint " + path.string() + " has format " + std::to_string(value.toInt()) + ", this build reads " +
-                std::to_string(kCheckpointFormat));
+    throw Error("checkpoint " + path.string() + " has format " + std::to_string(value.toInt()) +
+                ", this build reads " + std::to_string(kCheckpointFormat));
   archive.read("config", value);
   const auto saved = resumable_identity(nlohmann::json::parse(value.toStringRef()));
   const auto current = resumable_identity(s.config.resolved);
   if (saved != current)
-    throw ConfigError("the checkpoint in " + s.config.output + " was written with a different configuration (" +
-                      differences(saved, current) + " differ; only train.steps, train.log_every, "
-                      "train.checkpoint_every and eval.every may change); use another output folder or restore "
-                      "the config");
+    throw ConfigError(
+        "the checkpoint in " + s.config.output + " was written with a different configuration (" +
+        differences(saved, current) +
+        " differ; only train.steps, train.log_every, "
+        "train.checkpoint_every and eval.every may change); use another output folder or restore "
+        "the config");
   s.step = read_int(archive, "step");
   s.order->set_position({read_int(archive, "data_epoch"), read_int(archive, "data_offset")});
   archive.read("wall_time", value);
   s.wall_time = value.toDouble();
+  archive.read("eval_pending", value);
+  s.eval_pending = value.toBool();
   torch::serialize::InputArchive model_archive, ema_archive, optimizer_archive;
   archive.read("model", model_archive);
   s.model->load(model_archive);
@@ -314,9 +329,14 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   auto interval_start = Clock::now();
   std::int64_t interval_steps = 0;
   double interval_loss = 0, interval_simple = 0;
-  spdlog::info("training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {})",
-               c.steps, s.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
-               c.weighting.name, s.device.str());
+  if (s.eval_pending) {  // the evaluation an interruption postponed, with the weights of its step
+    s.evaluate();
+    s.eval_pending = false;
+  }
+  spdlog::info(
+      "training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {})",
+      c.steps, s.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
+      c.weighting.name, s.device.str());
 
   while (s.step < c.steps) {
     const auto step_start = Clock::now();
@@ -329,7 +349,8 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     for (std::int64_t micro = 0; micro < c.accumulate; ++micro) {
       const auto batch = s.order->next(*s.parts.train_data);
       const auto labels = s.conditional() ? batch.labels.to(s.device) : torch::Tensor();
-      auto terms = s.objective->compute(s.denoiser(s.model, labels), to_latents(batch).to(s.device), s.generator);
+      auto terms =
+          s.objective->compute(s.denoiser(s.model, labels), to_latents(batch).to(s.device), s.generator);
       (terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
       loss += terms.loss.item<double>() / static_cast<double>(c.accumulate);
@@ -337,13 +358,13 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     }
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      const auto kept = s.last_checkpoint >= 0 ? "the last good checkpoint (step " +
-                                                     std::to_string(s.last_checkpoint) + ") is kept in " +
-                                                     checkpoint_path().string()
-                                               : std::string("no checkpoint had been written yet");
-      throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " + format_number(loss) +
-                            ", gradient norm " + format_number(grad_norm) + "; " + kept +
-                            ". Lower train.lr, set train.grad_clip, or add train.warmup_steps");
+      const auto kept = s.last_checkpoint >= 0
+                            ? "the last good checkpoint (step " + std::to_string(s.last_checkpoint) +
+                                  ") is kept in " + checkpoint_path().string()
+                            : std::string("no checkpoint had been written yet");
+      throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " +
+                            format_number(loss) + ", gradient norm " + format_number(grad_norm) + "; " +
+                            kept + ". Lower train.lr, set train.grad_clip, or add train.warmup_steps");
     }
     s.optimizer->step();
     s.step = next;
@@ -351,7 +372,10 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     s.wall_time += std::chrono::duration<double>(Clock::now() - step_start).count();
 
     s.sink.write("train", s.step,
-                 {{"loss", loss}, {"loss_simple", loss_simple}, {"grad_norm", grad_norm}, {"lr", lr},
+                 {{"loss", loss},
+                  {"loss_simple", loss_simple},
+                  {"grad_norm", grad_norm},
+                  {"lr", lr},
                   {"wall_time", s.wall_time}});
     ++interval_steps;
     interval_loss += loss;
@@ -368,9 +392,12 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
       interval_loss = interval_simple = 0;
       s.sink.flush();
     }
-    // An interrupt skips the evaluation (the resumed run does it) and checkpoints at once.
+    // An interrupt postpones a due evaluation to the resumed run (the checkpoint records it) and
+    // checkpoints at once.
     const bool stopping = stop.load() && s.step < c.steps;
-    if (!stopping && ((c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps)) s.evaluate();
+    const bool eval_due = (c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps;
+    if (eval_due && stopping) s.eval_pending = true;
+    if (eval_due && !stopping) s.evaluate();
     if (s.step % c.checkpoint_every == 0 || s.step == c.steps || stopping) {
       s.sink.flush();  // every row up to the checkpoint's step is on disk before the checkpoint is
       s.save_checkpoint();
@@ -386,7 +413,11 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   return {s.step, false};
 }
 
-nn::UNet DenoiserTrainer::model() const { return state_->model; }
-nn::UNet DenoiserTrainer::ema_model() const { return state_->ema; }
+nn::UNet DenoiserTrainer::model() const {
+  return state_->model;
+}
+nn::UNet DenoiserTrainer::ema_model() const {
+  return state_->ema;
+}
 
 }  // namespace latentlab

@@ -40,9 +40,9 @@ class LATENTLAB_API TimestepSampler {
 
  private:
   TimestepSampling mode_;
-  torch::Tensor weights_;       // [T] float64
-  torch::Tensor mean_square_;   // [T] float64, LossHistory
-  torch::Tensor counts_;        // [T] int64, LossHistory
+  torch::Tensor weights_;      // [T] float64
+  torch::Tensor mean_square_;  // [T] float64, LossHistory
+  torch::Tensor counts_;       // [T] int64, LossHistory
   std::int64_t warmup_;
   double uniform_mix_;
 };

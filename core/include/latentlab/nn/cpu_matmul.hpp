@@ -14,11 +14,13 @@ namespace latentlab::nn {
 
 // c[n] = alpha * op(a[n]) op(b[n]), op = identity or transpose.
 // a: [N, r_a, c_a], b: [N, r_b, c_b] -> [N, rows of op(a), columns of op(b)]
-LATENTLAB_API torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, bool transpose_a = false,
-                                           bool transpose_b = false, double alpha = 1.0);
+LATENTLAB_API torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b,
+                                           bool transpose_a = false, bool transpose_b = false,
+                                           double alpha = 1.0);
 
 // F::linear: x [..., in] -> [..., out] with weight [out, in] (any trailing 1x1 kernel dims are
 // flattened, so a Conv1d/Conv2d 1x1 weight works) and bias [out] or undefined.
-LATENTLAB_API torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+LATENTLAB_API torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
+                                   const torch::Tensor& bias);
 
 }  // namespace latentlab::nn

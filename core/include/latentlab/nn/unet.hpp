@@ -18,7 +18,8 @@ class GroupNorm32Impl;
 
 // Sinusoidal embedding of t (LDM's timestep_embedding): [cos(t f_i), sin(t f_i)] with
 // f_i = max_period^(-i / (dim/2)), zero-padded when dim is odd. t: [B] -> [B, dim] float32
-LATENTLAB_API torch::Tensor timestep_embedding(const torch::Tensor& t, std::int64_t dim, double max_period = 10000.0);
+LATENTLAB_API torch::Tensor timestep_embedding(const torch::Tensor& t, std::int64_t dim,
+                                               double max_period = 10000.0);
 
 class LATENTLAB_API UNetImpl : public torch::nn::Module {
  public:

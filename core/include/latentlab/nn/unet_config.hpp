@@ -14,7 +14,7 @@
 namespace latentlab::nn {
 
 struct LATENTLAB_API UNetConfig {
-  std::int64_t in_channels = 4;   // latent channels plus any concatenated conditioning channels
+  std::int64_t in_channels = 4;  // latent channels plus any concatenated conditioning channels
   std::int64_t out_channels = 4;
   std::int64_t model_channels = 64;
   std::vector<std::int64_t> channel_mult = {1, 2, 4, 4};

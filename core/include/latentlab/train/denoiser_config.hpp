@@ -35,7 +35,7 @@ struct LATENTLAB_API DenoiserTrainConfig {
   std::int64_t accumulate = 1;  // gradient accumulation: batches per optimiser step
   double lr = 1e-4;
   double beta1 = 0.9, beta2 = 0.999;
-  double weight_decay = 0.01;  // torch.optim.AdamW's default, which LDM uses
+  double weight_decay = 0.01;     // torch.optim.AdamW's default, which LDM uses
   std::int64_t warmup_steps = 0;  // linear learning-rate warm-up
   double grad_clip = 0.0;         // max global gradient norm; 0: no clipping (LDM clips nothing)
   double ema_decay = 0.9999;      // 0: no EMA (evaluation uses the raw weights)
