@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace {
@@ -213,7 +214,13 @@ TEST(Cli, PluginsListAsJsonAndByDefault) {
   const auto j = run("plugins --format json", false);
   ASSERT_EQ(j.status, 0) << j.out;
   const auto parsed = nlohmann::json::parse(j.out);
-  EXPECT_EQ(parsed["plugins"].size(), 4u);
+  std::set<std::string> names;
+  for (const auto& plugin : parsed["plugins"])
+    names.insert(plugin["kind"].get<std::string>() + "/" + plugin["name"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"dataset/fashion-mnist", "dataset/image-folder", "schedule/cosine",
+                                          "schedule/custom", "schedule/linear", "schedule/sqrt_linear",
+                                          "weighting/elbo", "weighting/min_snr", "weighting/unweighted",
+                                          "weighting/x0"}));
   EXPECT_TRUE(parsed["not_loaded"].empty());
   EXPECT_EQ(run("plugins list linear").status, 2);
 }
