@@ -23,7 +23,9 @@ const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"bench", {latentlab::host::run_bench, "measure throughput: `bench denoiser` (training and sampling)"}},
       {"doctor", {latentlab::host::run_doctor, "check threads, BLAS, datasets and plugins; say how to fix"}},
-      {"plugins", {latentlab::host::run_plugins, "list loaded plugins, or show one's parameters"}},
+      {"plugins",
+       {latentlab::host::run_plugins,
+        "list loaded plugins, show one's parameters, or run its conformance checks"}},
       {"schedule", {latentlab::host::run_schedule, "print a noise schedule: t, beta, alpha, sigma, log_snr"}},
       {"train-denoiser",
        {latentlab::host::run_train_denoiser, "train the UNet denoiser (stage 2) from a JSON config"}},
