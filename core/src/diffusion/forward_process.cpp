@@ -128,7 +128,8 @@ torch::Tensor ForwardProcess::snr(const torch::Tensor& t, std::int64_t rank) con
 torch::Tensor ForwardProcess::noise(const torch::Tensor& z0, const torch::Tensor& t,
                                     const torch::Tensor& eps) const {
   const auto rank = z0.dim();
-  return scaled(alpha(t, rank), z0) + scaled(sigma(t, rank), eps);  // Eq. 4
+  // t may live on the CPU while z0 is on a GPU: the coefficients follow z0.
+  return scaled(alpha(t, rank).to(z0.device()), z0) + scaled(sigma(t, rank).to(z0.device()), eps);  // Eq. 4
 }
 
 }  // namespace latentlab

@@ -135,7 +135,7 @@ ObjectiveTerms DenoisingObjective::compute(const DenoiserFn& model, const torch:
   const auto eps = torch::randn(z0.sizes(), generator, z0.options().device(torch::kCPU)).to(z0.device());
   const auto alpha = process_.alpha(terms.t, z0.dim()).to(z0.device());  // [B, 1, 1, 1] f64
   const auto sigma = process_.sigma(terms.t, z0.dim()).to(z0.device());
-  const auto z_t = process_.noise(z0, terms.t.to(z0.device()), eps);                 // Eq. 4
+  const auto z_t = process_.noise(z0, terms.t, eps);                                 // Eq. 4; t on the CPU
   const auto output = model(z_t, terms.t.to(z0.device()));                           // [B, C, H, W]
   const auto eps_hat = eps_from_prediction(prediction_, output, z_t, alpha, sigma);  // [B, C, H, W]
   const auto mse = (eps - eps_hat).pow(2).flatten(1).mean(1);                        // [B]

@@ -54,7 +54,8 @@ class LATENTLAB_API ForwardProcess {
   torch::Tensor snr(const torch::Tensor& t, std::int64_t rank = 4) const;
 
   // Eq. 4 on latents: z_t = alpha_t z_0 + sigma_t eps, in z0's dtype.
-  // z0, eps: [B, C, H, W]; t: [B] in [1, T] -> [B, C, H, W]
+  // z0, eps: [B, C, H, W]; t: [B] in [1, T], on any device (the CPU avoids a GPU sync for the range
+  // check) -> [B, C, H, W] on z0's device
   torch::Tensor noise(const torch::Tensor& z0, const torch::Tensor& t, const torch::Tensor& eps) const;
 
   // The whole tables, [T + 1] float64 on the CPU.
