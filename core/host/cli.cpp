@@ -7,6 +7,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
@@ -152,6 +153,31 @@ nlohmann::json parse_parameter_overrides(const std::string& params_json,
     params[key] = parse_value(key, text);
   }
   return params;
+}
+
+int print_checks(const std::string& kind, const std::string& name, const nlohmann::json& params,
+                 const std::vector<CheckResult>& results, bool as_json, bool details) {
+  const bool passed = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.passed; });
+  if (as_json) {
+    nlohmann::json out = {{"kind", kind},
+                          {"name", name},
+                          {"params", params},
+                          {"passed", passed},
+                          {"checks", nlohmann::json::array()}};
+    for (const auto& r : results)
+      out["checks"].push_back({{"name", r.name}, {"passed", r.passed}, {"detail", r.detail}});
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << kind << " " << name << " " << params.dump() << "\n";
+    for (const auto& r : results) {
+      std::cout << (r.passed ? "[pass] " : "[FAIL] ") << r.name << "\n";
+      if (details || !r.passed) std::cout << "       " << r.detail << "\n";
+    }
+    const auto failed =
+        std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.passed; });
+    std::cout << "\n" << results.size() - failed << " checks passed, " << failed << " failed\n";
+  }
+  return passed ? kOk : kFailure;
 }
 
 }  // namespace latentlab::host

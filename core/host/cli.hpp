@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "latentlab/registry/registry.hpp"
+#include "latentlab/schedule_checks.hpp"
 
 namespace latentlab::host {
 
@@ -63,6 +64,13 @@ std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common, b
 // it parses (500, 0.1, true, [0.1,0.2], "x"), otherwise as a string.
 nlohmann::json parse_parameter_overrides(const std::string& params_json,
                                          const std::vector<std::string>& sets);
+
+// Prints conformance check results (`schedule --check`, `plugins check`): a header line with the
+// plugin and its resolved parameters, one line per check (the detail under each failure, or under
+// every check when `details`), and a count; or, as JSON, {kind, name, params, passed, checks}.
+// Returns kOk when every check passed, else kFailure.
+int print_checks(const std::string& kind, const std::string& name, const nlohmann::json& params,
+                 const std::vector<CheckResult>& results, bool as_json, bool details);
 
 // Number of hardware threads (at least 1).
 int hardware_threads();

@@ -7,7 +7,6 @@
 #include "commands.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/plugin_checks.hpp"
-#include "latentlab/schedule_checks.hpp"
 #include "latentlab/strings.hpp"
 
 namespace latentlab::host {
@@ -78,35 +77,20 @@ void print_show(const registry::Entry& entry, bool as_json) {
 
 // `plugins check`: the conformance checks of the plugin's kind, with the given parameters.
 int run_checks(const registry::Registry& registry, const registry::Entry& entry, const nlohmann::json& params,
-               bool json) {
-  const auto& kind = entry.info.kind;
-  const auto path = kind + "." + entry.info.name;
+               bool as_json) {
+  const auto& [kind, name] = std::tie(entry.info.kind, entry.info.name);
+  const auto path = kind + "." + name;
   std::vector<CheckResult> results;
   if (kind == Schedule::kKind)
-    results = check_schedule(*registry.create<Schedule>(entry.info.name, params, path));
+    results = check_schedule(*registry.create<Schedule>(name, params, path));
   else if (kind == LossWeighting::kKind)
-    results = check_weighting(*registry.create<LossWeighting>(entry.info.name, params, path));
+    results = check_weighting(*registry.create<LossWeighting>(name, params, path));
   else if (kind == Dataset::kKind)
-    results = check_dataset(*registry.create<Dataset>(entry.info.name, params, path));
+    results = check_dataset(*registry.create<Dataset>(name, params, path));
   else
     throw ConfigError("plugins check: no conformance checks for kind '" + kind + "' yet");
-  const bool passed = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.passed; });
-  if (json) {
-    nlohmann::json out = {
-        {"kind", kind}, {"name", entry.info.name}, {"passed", passed}, {"checks", nlohmann::json::array()}};
-    for (const auto& r : results)
-      out["checks"].push_back({{"name", r.name}, {"passed", r.passed}, {"detail", r.detail}});
-    std::cout << out.dump(2) << "\n";
-  } else {
-    std::cout << kind << " " << entry.info.name << "\n";
-    for (const auto& r : results)
-      std::cout << (r.passed ? "[pass] " : "[FAIL] ") << r.name << (r.passed ? "" : "\n       " + r.detail)
-                << "\n";
-    const auto failed =
-        std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.passed; });
-    std::cout << "\n" << results.size() - failed << " checks passed, " << failed << " failed\n";
-  }
-  return passed ? kOk : kFailure;
+  const auto resolved = entry.info.schema.validate(params, path, kind + " '" + name + "'").json();
+  return print_checks(kind, name, resolved, results, as_json, /*details=*/false);
 }
 
 }  // namespace

@@ -1,5 +1,4 @@
 // `latentlab schedule NAME`: the schedule's t, beta, alpha, sigma and log SNR for t = 1..T.
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -17,28 +16,6 @@ std::string full(double value) {
   char buffer[40];
   std::snprintf(buffer, sizeof buffer, "%.17g", value);
   return buffer;
-}
-
-int print_checks(const std::string& name, const nlohmann::json& resolved, const Schedule& schedule,
-                 const std::string& format) {
-  if (format == "csv") throw ConfigError("--check: use --format table or json");
-  const auto results = check_schedule(schedule);
-  const bool passed = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.passed; });
-  if (format == "json") {
-    nlohmann::json out = {
-        {"schedule", name}, {"params", resolved}, {"passed", passed}, {"checks", nlohmann::json::array()}};
-    for (const auto& r : results)
-      out["checks"].push_back({{"name", r.name}, {"passed", r.passed}, {"detail", r.detail}});
-    std::cout << out.dump(2) << "\n";
-  } else {
-    std::cout << "schedule " << name << " " << resolved.dump() << "\n";
-    for (const auto& r : results)
-      std::cout << (r.passed ? "[pass] " : "[FAIL] ") << r.name << "\n       " << r.detail << "\n";
-    const auto failed =
-        std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.passed; });
-    std::cout << "\n" << results.size() - failed << " checks passed, " << failed << " failed\n";
-  }
-  return passed ? kOk : kFailure;
 }
 
 }  // namespace
@@ -88,7 +65,11 @@ int run_schedule(const Args& args) {
   const nlohmann::json resolved = entry.info.schema.validate(params, path, "schedule '" + name + "'").json();
   const auto schedule = registry->create<Schedule>(name, params, path);
 
-  if (check) return print_checks(name, resolved, *schedule, format);
+  if (check) {
+    if (format == "csv") throw ConfigError("--check: use --format table or json");
+    return print_checks(Schedule::kKind, name, resolved, check_schedule(*schedule), format == "json",
+                        /*details=*/true);
+  }
 
   const std::int64_t T = schedule->num_steps();
   std::vector<std::int64_t> steps;
