@@ -56,7 +56,7 @@ ElboEstimate estimate_elbo(const DenoiserFn& model, const ForwardProcess& proces
     const auto eps = torch::randn(x0.sizes(), generator, x0.options().device(torch::kCPU)).to(x0.device());
     const auto alpha = process.alpha(t, x0.dim()).to(x0.device());
     const auto sigma = process.sigma(t, x0.dim()).to(x0.device());
-    const auto z_t = process.noise(x0, t, eps);  // t stays on the CPU: no GPU sync in the range check
+    const auto z_t = ForwardProcess::noise(x0, eps, alpha, sigma);  // Eq. 4
     const auto eps_hat = eps_from_prediction(prediction, model(z_t, t.to(x0.device())), z_t, alpha, sigma);
     return (eps - eps_hat).pow(2).flatten(1).mean(1).to(torch::kCPU, torch::kFloat64);
   };

@@ -129,7 +129,12 @@ torch::Tensor ForwardProcess::noise(const torch::Tensor& z0, const torch::Tensor
                                     const torch::Tensor& eps) const {
   const auto rank = z0.dim();
   // t may live on the CPU while z0 is on a GPU: the coefficients follow z0.
-  return scaled(alpha(t, rank).to(z0.device()), z0) + scaled(sigma(t, rank).to(z0.device()), eps);  // Eq. 4
+  return noise(z0, eps, alpha(t, rank).to(z0.device()), sigma(t, rank).to(z0.device()));
+}
+
+torch::Tensor ForwardProcess::noise(const torch::Tensor& z0, const torch::Tensor& eps,
+                                    const torch::Tensor& alpha, const torch::Tensor& sigma) {
+  return scaled(alpha, z0) + scaled(sigma, eps);  // Eq. 4
 }
 
 }  // namespace latentlab

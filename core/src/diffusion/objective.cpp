@@ -83,6 +83,17 @@ torch::Tensor TimestepSampler::sample(std::int64_t batch, at::Generator& generat
   return torch::multinomial(proposal(), batch, /*replacement=*/true, generator) + 1;
 }
 
+TimestepSampler::Draw TimestepSampler::draw(std::int64_t batch, at::Generator& generator) const {
+  if (mode_ == TimestepSampling::Uniform) {
+    const auto t = torch::randint(1, weights_.size(0) + 1, {batch}, generator,
+                                  torch::TensorOptions().dtype(torch::kLong));
+    return {t, torch::ones({batch}, torch::kFloat64)};
+  }
+  const auto p = proposal();  // [T]
+  const auto t = torch::multinomial(p, batch, /*replacement=*/true, generator) + 1;
+  return {t, 1.0 / (static_cast<double>(weights_.size(0)) * p.index_select(0, t - 1))};
+}
+
 torch::Tensor TimestepSampler::importance(const torch::Tensor& t) const {
   const auto T = static_cast<double>(weights_.size(0));
   const auto p = proposal().index_select(0, t.to(torch::kCPU, torch::kLong) - 1);  // [B]
@@ -118,39 +129,43 @@ void TimestepSampler::load_state(const std::vector<torch::Tensor>& state) {
 
 DenoisingObjective::DenoisingObjective(const Schedule& schedule, const LossWeighting& weighting,
                                        Prediction prediction)
+    : DenoisingObjective(schedule, weighting.timestep_sampling(), weighting.weights(schedule), prediction) {}
+
+DenoisingObjective::DenoisingObjective(const Schedule& schedule, TimestepSampling sampling,
+                                       const std::vector<double>& weights, Prediction prediction)
     : process_(schedule),
       prediction_(prediction),
-      weights_(weighting.weights(schedule)),
-      sampler_(weighting.timestep_sampling(), weights_) {
-  check_weights(weights_, schedule.num_steps(), "the loss weighting");
-  weights_tensor_ = torch::tensor(weights_, torch::kFloat64);
-}
+      weights_((check_weights(weights, schedule.num_steps(), "the loss weighting"),
+                torch::tensor(weights, torch::kFloat64))),
+      sampler_(sampling, weights) {}
 
 ObjectiveTerms DenoisingObjective::compute(const DenoiserFn& model, const torch::Tensor& z0,
                                            at::Generator& generator) {
   const auto batch = z0.size(0);
   ObjectiveTerms terms;
-  terms.t = sampler_.sample(batch, generator);  // [B]
+  const auto draw = sampler_.draw(batch, generator);  // t [B] on the CPU, 1/(T p(t)) [B]
+  terms.t = draw.t;
   // eps from the CPU generator whatever z0's device: the same draws on CPU and GPU.
   const auto eps = torch::randn(z0.sizes(), generator, z0.options().device(torch::kCPU)).to(z0.device());
   const auto alpha = process_.alpha(terms.t, z0.dim()).to(z0.device());  // [B, 1, 1, 1] f64
   const auto sigma = process_.sigma(terms.t, z0.dim()).to(z0.device());
-  const auto z_t = process_.noise(z0, terms.t, eps);                                 // Eq. 4; t on the CPU
+  const auto z_t = ForwardProcess::noise(z0, eps, alpha, sigma);                     // Eq. 4
   const auto output = model(z_t, terms.t.to(z0.device()));                           // [B, C, H, W]
   const auto eps_hat = eps_from_prediction(prediction_, output, z_t, alpha, sigma);  // [B, C, H, W]
   const auto mse = (eps - eps_hat).pow(2).flatten(1).mean(1);                        // [B]
-  // w(t) / (T p(t)): the weighting and the importance correction, one float64 factor per sample.
-  const auto factor = (weights_tensor_.index_select(0, terms.t - 1) * sampler_.importance(terms.t))
-                          .to(mse.device(), mse.scalar_type());
-  terms.loss = (factor * mse).mean();
+  const auto importance = draw.importance.to(mse.device(), mse.scalar_type());
+  // w(t) / (T p(t)): the weighting and the importance correction, one factor per sample.
+  const auto weight = weights_.index_select(0, terms.t - 1).to(mse.device(), mse.scalar_type());
+  terms.loss = (weight * importance * mse).mean();
   terms.mse = mse.detach();
   // Eq. 2 estimates the uniform mean over t: the same importance correction, without w(t).
-  terms.loss_simple = (sampler_.importance(terms.t).to(mse.device(), mse.scalar_type()) * terms.mse).mean();
+  terms.loss_simple = (importance * terms.mse).mean();
   return terms;
 }
 
 void DenoisingObjective::observe(const ObjectiveTerms& terms) {
-  const auto w = weights_tensor_.index_select(0, terms.t.to(torch::kCPU) - 1);
+  if (!sampler_.observes()) return;  // no device-to-host copy unless the proposal learns from losses
+  const auto w = weights_.index_select(0, terms.t.to(torch::kCPU) - 1);
   sampler_.observe(terms.t, w * terms.mse.to(torch::kCPU, torch::kFloat64));
 }
 

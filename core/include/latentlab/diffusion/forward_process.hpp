@@ -57,6 +57,9 @@ class LATENTLAB_API ForwardProcess {
   // z0, eps: [B, C, H, W]; t: [B] in [1, T], on any device (the CPU avoids a GPU sync for the range
   // check) -> [B, C, H, W] on z0's device
   torch::Tensor noise(const torch::Tensor& z0, const torch::Tensor& t, const torch::Tensor& eps) const;
+  // The same with alpha_t and sigma_t already gathered ([B, 1, 1, 1], on z0's device).
+  static torch::Tensor noise(const torch::Tensor& z0, const torch::Tensor& eps, const torch::Tensor& alpha,
+                             const torch::Tensor& sigma);
 
   // The whole tables, [T + 1] float64 on the CPU.
   const torch::Tensor& alphas() const { return alpha_; }

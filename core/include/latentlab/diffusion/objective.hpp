@@ -31,6 +31,13 @@ class LATENTLAB_API TimestepSampler {
   torch::Tensor sample(std::int64_t batch, at::Generator& generator) const;
   // 1/(T p(t)) for t: [B] -> [B] float64.
   torch::Tensor importance(const torch::Tensor& t) const;
+  // Both at once, from one proposal (what the training step uses): t [B] int64, importance [B] float64.
+  struct Draw {
+    torch::Tensor t, importance;
+  };
+  Draw draw(std::int64_t batch, at::Generator& generator) const;
+  // Whether observe() uses the losses (only LossHistory does).
+  bool observes() const { return mode_ == TimestepSampling::LossHistory; }
   // Records the weighted per-sample losses w(t) mse_t ([B]) at t ([B]); used by LossHistory.
   void observe(const torch::Tensor& t, const torch::Tensor& weighted_loss);
 
@@ -67,15 +74,16 @@ class LATENTLAB_API DenoisingObjective {
 
   const ForwardProcess& process() const { return process_; }
   Prediction prediction() const { return prediction_; }
-  const std::vector<double>& weights() const { return weights_; }
   TimestepSampler& sampler() { return sampler_; }
   const TimestepSampler& sampler() const { return sampler_; }
 
  private:
+  DenoisingObjective(const Schedule& schedule, TimestepSampling sampling, const std::vector<double>& weights,
+                     Prediction prediction);
+
   ForwardProcess process_;
   Prediction prediction_;
-  std::vector<double> weights_;
-  torch::Tensor weights_tensor_;  // [T] float64
+  torch::Tensor weights_;  // [T] float64, w(t) at t - 1
   TimestepSampler sampler_;
 };
 
