@@ -75,12 +75,7 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
   if (shape[0] != config.in_channels)
     throw ConfigError("--shape: " + std::to_string(shape[0]) + " channels, but the UNet's in_channels is " +
                       std::to_string(config.in_channels));
-  torch::Device device(torch::kCPU);
-  if (device_name == "auto" ? torch::cuda::is_available() : device_name != "cpu") {
-    if (!torch::cuda::is_available())
-      throw ConfigError("--device " + device_name + ": this LibTorch has no CUDA device; use --device cpu");
-    device = device_name == "auto" ? torch::Device(torch::kCUDA) : torch::Device(device_name);
-  }
+  const torch::Device device = resolve_device(device_name, "--device");
   // Waits for queued GPU work, so that the clock measures it.
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
@@ -184,9 +179,9 @@ int run_bench(const Args& args) {
   if (openblas_threads < 1) throw ConfigError("--openblas-threads: must be >= 1");
   const int threads = apply_common_options(common);
   if (openblas_threads != 1) {
-    if (!set_openblas_threads(openblas_threads))
+    if (latentlab::openblas_threads() < 0)
       spdlog::warn("--openblas-threads: this process does not use OpenBLAS; ignored");
-    at::set_num_threads(threads);  // in case the OpenMP build of OpenBLAS changed it
+    set_compute_threads(threads, openblas_threads);
   }
   return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json,
                             parse_int_list(shape_text, "--shape"), context_tokens, repeats, min_seconds,

@@ -1,6 +1,10 @@
 #pragma once
 // CPU threading for compute: one place that sets LibTorch's intra-op threads and keeps the BLAS
 // library from starting a second pool that competes with them.
+#include <string>
+
+#include <torch/types.h>
+
 #include "latentlab/export.hpp"
 
 namespace latentlab {
@@ -10,7 +14,13 @@ namespace latentlab {
 // OpenBLAS pool competes with the OpenMP threads (which spin after each parallel region), and on a
 // 2-core machine made the benchmark UNet 3-4x slower (docs/benchmarks.md). Returns the thread count
 // LibTorch reports afterwards.
-LATENTLAB_API int set_compute_threads(int threads);
+// `blas_threads` other than 1 restores an OpenBLAS pool (only to measure what it costs).
+LATENTLAB_API int set_compute_threads(int threads, int blas_threads = 1);
+
+// The device a "device" setting names: "cpu", "cuda", "cuda:N", or "auto" (CUDA when this LibTorch
+// has a GPU, else the CPU). Throws ConfigError naming `what` for anything else, or for CUDA without a
+// GPU.
+LATENTLAB_API torch::Device resolve_device(const std::string& name, const std::string& what = "device");
 
 // Sets OpenBLAS's own thread pool size; false when the process does not use OpenBLAS.
 LATENTLAB_API bool set_openblas_threads(int threads);

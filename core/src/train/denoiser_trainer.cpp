@@ -10,6 +10,7 @@
 #include "latentlab/diffusion/elbo.hpp"
 #include "latentlab/diffusion/objective.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/threads.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/data_order.hpp"
 
@@ -67,6 +68,7 @@ struct DenoiserTrainer::State {
   DenoiserTrainerParts parts;
   MetricSink& sink;
   nn::UNet model{nullptr}, ema{nullptr};
+  std::vector<torch::Tensor> params, ema_params;  // the two models' parameters, in the same order
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::unique_ptr<DenoisingObjective> objective;
   std::unique_ptr<DataOrder> order;
@@ -100,8 +102,6 @@ struct DenoiserTrainer::State {
     // LDM's LitEma: the decay ramps up as (1 + n) / (10 + n) early on.
     const double n = static_cast<double>(step);
     const double decay = std::min(config.ema_decay, (1.0 + n) / (10.0 + n));
-    auto ema_params = ema->parameters();
-    auto params = model->parameters();
     for (std::size_t i = 0; i < params.size(); ++i) ema_params[i].lerp_(params[i], 1.0 - decay);
   }
 
@@ -219,26 +219,22 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
                       "held-out dataset has " +
                       std::to_string(held_out.size()));
 
-  if (c.device == "auto")
-    s.device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  else
-    s.device = torch::Device(c.device);
-  if (s.device.is_cuda() && !torch::cuda::is_available())
-    throw ConfigError("device: \"" + c.device +
-                      "\" asked for, but this LibTorch has no CUDA device; use \"cpu\" or \"auto\"");
+  s.device = resolve_device(c.device);
   torch::manual_seed(c.seed ^ kDropoutStream);  // dropout draws from the default generator
   s.model = nn::UNet(unet);
-  s.ema = nn::UNet(unet);
-  {
-    torch::NoGradGuard no_grad;
-    auto ema_params = s.ema->parameters();
-    auto params = s.model->parameters();
-    for (std::size_t i = 0; i < params.size(); ++i) ema_params[i].copy_(params[i]);
-  }
   s.model->to(s.device);
-  s.ema->to(s.device);
-  if (c.ema_decay == 0) s.ema = s.model;
-  for (auto& p : s.ema->parameters()) p.set_requires_grad(c.ema_decay == 0);
+  s.params = s.model->parameters();
+  if (c.ema_decay == 0) {
+    s.ema = s.model;  // evaluation uses the raw weights
+  } else {
+    s.ema = nn::UNet(unet);  // a copy of the model that only update_ema changes
+    s.ema->to(s.device);
+    torch::NoGradGuard no_grad;
+    auto ema_params = s.ema->parameters();  // same architecture: same order
+    for (std::size_t i = 0; i < ema_params.size(); ++i)
+      ema_params[i].copy_(s.params[i]).requires_grad_(false);
+  }
+  s.ema_params = s.ema->parameters();
   s.optimizer = std::make_unique<torch::optim::AdamW>(
       s.model->parameters(),
       torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay).eps(1e-8));
@@ -323,7 +319,6 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   const auto& c = s.config;
   std::filesystem::create_directories(c.output);
   s.model->train();
-  auto params = s.model->parameters();
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
   const std::int64_t first_step = s.step;
   auto interval_start = Clock::now();
@@ -345,7 +340,8 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     for (auto& group : s.optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     s.optimizer->zero_grad();
-    double loss = 0, loss_simple = 0;
+    // Summed on the device and read once per step (one device-to-host copy).
+    torch::Tensor loss_sum, simple_sum;
     for (std::int64_t micro = 0; micro < c.accumulate; ++micro) {
       const auto batch = s.order->next(*s.parts.train_data);
       const auto labels = s.conditional() ? batch.labels.to(s.device) : torch::Tensor();
@@ -353,10 +349,13 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
           s.objective->compute(s.denoiser(s.model, labels), to_latents(batch).to(s.device), s.generator);
       (terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
-      loss += terms.loss.item<double>() / static_cast<double>(c.accumulate);
-      loss_simple += terms.loss_simple.item<double>() / static_cast<double>(c.accumulate);
+      loss_sum = micro == 0 ? terms.loss.detach() : loss_sum + terms.loss.detach();
+      simple_sum = micro == 0 ? terms.loss_simple : simple_sum + terms.loss_simple;
     }
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+    const auto means = (torch::stack({loss_sum, simple_sum}) / static_cast<double>(c.accumulate))
+                           .to(torch::kCPU, torch::kFloat64);
+    const double loss = means[0].item<double>(), loss_simple = means[1].item<double>();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(s.params, max_norm);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       const auto kept = s.last_checkpoint >= 0
                             ? "the last good checkpoint (step " + std::to_string(s.last_checkpoint) +
