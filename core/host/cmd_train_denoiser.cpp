@@ -105,13 +105,7 @@ int run_train_denoiser(const Args& args) {
   CsvMetricSink sink(config.output);
   DenoiserTrainer trainer(config, parts, sink);
   if (resume) trainer.resume();
-  write_atomically(std::filesystem::path(config.output) / "config.json",
-                   [&](const std::filesystem::path& path) {
-                     std::ofstream out(path);
-                     out << config.resolved.dump(2) << "\n";
-                     out.close();
-                     if (!out) throw Error("writing failed (disk full?)");
-                   });
+  write_text_atomically(std::filesystem::path(config.output) / "config.json", config.resolved.dump(2) + "\n");
 
   stop_requested.store(false);
   std::signal(SIGINT, on_stop_signal);

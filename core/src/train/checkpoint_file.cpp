@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "latentlab/error.hpp"
 
 namespace latentlab {
@@ -35,6 +37,15 @@ void write_atomically(const std::filesystem::path& path,
     std::filesystem::remove(temporary, ignored);
     throw Error("could not write " + path.string() + ": " + e.what());
   }
+}
+
+void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
+  write_atomically(path, [&](const std::filesystem::path& temporary) {
+    std::ofstream out(temporary);
+    out << text;
+    out.close();
+    if (!out) throw Error("writing failed (disk full?)");
+  });
 }
 
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "latentlab/error.hpp"
+#include "latentlab/train/checkpoint_file.hpp"
 
 namespace latentlab {
 
@@ -66,14 +67,7 @@ void CsvMetricSink::truncate_after(std::int64_t step) {
         kept << line << "\n";
     }
     in.close();
-    const auto temporary = path.string() + ".tmp";
-    {
-      std::ofstream out(temporary);
-      out << kept.str();
-      out.close();
-      if (!out) throw Error("cannot rewrite " + path.string() + " (disk full?)");
-    }
-    std::filesystem::rename(temporary, path);
+    write_text_atomically(path, kept.str());
   }
 }
 
