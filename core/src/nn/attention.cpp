@@ -22,12 +22,6 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
 
 namespace {
 
-// Applies a Conv1d/Conv2d with a 1x1 kernel to tokens as one matrix product.
-// tokens: [B, N, C_in] -> [B, N, C_out]
-torch::Tensor pointwise(const torch::Tensor& tokens, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return linear(tokens, weight, bias);
-}
-
 // A Linear module's product through the two-core path.
 torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return linear(x, layer->weight, layer->bias);
@@ -48,7 +42,7 @@ torch::Tensor merge_heads(const torch::Tensor& x, std::int64_t heads) {
 }  // namespace
 
 AttentionBlockImpl::AttentionBlockImpl(std::int64_t channels, std::int64_t num_heads, bool new_order)
-    : channels_(channels), num_heads_(num_heads), new_order_(new_order) {
+    : num_heads_(num_heads), new_order_(new_order) {
   norm_ = register_module("norm", normalization(channels));
   qkv_ = register_module("qkv", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels, 3 * channels, 1)));
   proj_out_ = register_module("proj_out", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels, channels, 1)));
@@ -61,7 +55,7 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::T
   const auto B = x.size(0), C = x.size(1), T = x.size(2) * x.size(3);
   const auto heads = num_heads_, d = C / heads;
   const auto tokens = norm_->forward(x).view({B, C, T}).transpose(1, 2);  // [B, T, C]
-  const auto qkv = pointwise(tokens, qkv_->weight, qkv_->bias);           // [B, T, 3C]
+  const auto qkv = linear(tokens, qkv_->weight, qkv_->bias);              // [B, T, 3C]
   // The legacy layout groups channels per head as (H, 3, d); the new one as (3, H, d).
   const auto grouped = new_order_
                            ? qkv.view({B, T, 3, heads, d}).permute({2, 0, 3, 1, 4})   // [3, B, H, T, d]
@@ -71,9 +65,9 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::T
   const auto v = grouped[2].reshape({B * heads, T, d});
   // (q / d^(1/4)) . (k / d^(1/4)) as in QKVAttention: a 1/sqrt(d) scale.
   const auto a =
-      scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)));   // [B*H, T, d]
-  const auto h = pointwise(merge_heads(a, heads), proj_out_->weight, proj_out_->bias);  // [B, T, C]
-  return x + h.transpose(1, 2).reshape(x.sizes());                                      // [B, C, H, W]
+      scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)));  // [B*H, T, d]
+  const auto h = linear(merge_heads(a, heads), proj_out_->weight, proj_out_->bias);    // [B, T, C]
+  return x + h.transpose(1, 2).reshape(x.sizes());                                     // [B, C, H, W]
 }
 
 CrossAttentionImpl::CrossAttentionImpl(std::int64_t query_dim, std::int64_t context_dim, std::int64_t heads,
@@ -153,9 +147,9 @@ torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torc
   // x: [B, C, H, W]; context: [B, M, context_dim]
   const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto tokens = norm_->forward(x).view({B, C, H * W}).transpose(1, 2);   // [B, HW, C]
-  tokens = pointwise(tokens, proj_in_->weight, proj_in_->bias);          // [B, HW, inner]
+  tokens = linear(tokens, proj_in_->weight, proj_in_->bias);             // [B, HW, inner]
   for (auto& block : blocks_) tokens = block->forward(tokens, context);  // [B, HW, inner]
-  tokens = pointwise(tokens, proj_out_->weight, proj_out_->bias);        // [B, HW, C]
+  tokens = linear(tokens, proj_out_->weight, proj_out_->bias);           // [B, HW, C]
   return x + tokens.transpose(1, 2).reshape({B, C, H, W});               // [B, C, H, W]
 }
 

@@ -112,7 +112,7 @@ class AttentionBlockImpl : public torch::nn::Module, public TimestepBlock {
                         const torch::Tensor& context) override;
 
  private:
-  std::int64_t channels_, num_heads_;
+  std::int64_t num_heads_;
   bool new_order_;
   GroupNorm32 norm_{nullptr};
   torch::nn::Conv1d qkv_{nullptr}, proj_out_{nullptr};
