@@ -15,6 +15,7 @@
 #include "latentlab/error.hpp"
 #include "latentlab/plugin_checks.hpp"
 #include "latentlab/registry/registry.hpp"
+#include "support/builtin_plugins.hpp"
 
 using latentlab::Batch;
 using latentlab::ConfigError;
@@ -26,12 +27,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const Registry& builtin() {
-  static const Registry* registry = [] {
-    auto* r = new Registry();
-    r->load_directory(LATENTLAB_BUILTIN_PLUGIN_DIR, true);
-    return r;
-  }();
-  return *registry;
+  return latentlab::testing::builtin_plugins();
 }
 
 std::shared_ptr<Dataset> make(const std::string& name, const json& params) {

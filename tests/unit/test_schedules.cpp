@@ -7,6 +7,7 @@
 
 #include "conformance/schedule_conformance.hpp"
 #include "latentlab/registry/registry.hpp"
+#include "support/builtin_plugins.hpp"
 
 using latentlab::Schedule;
 using latentlab::registry::Registry;
@@ -15,12 +16,7 @@ using nlohmann::json;
 namespace {
 
 const Registry& builtin() {
-  static const Registry* registry = [] {
-    auto* r = new Registry();
-    r->load_directory(LATENTLAB_BUILTIN_PLUGIN_DIR, true);
-    return r;
-  }();
-  return *registry;
+  return latentlab::testing::builtin_plugins();
 }
 
 std::shared_ptr<Schedule> make(const std::string& name, const json& params = json::object()) {

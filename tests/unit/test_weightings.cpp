@@ -6,30 +6,23 @@
 
 #include "latentlab/diffusion/elbo.hpp"
 #include "latentlab/plugin_checks.hpp"
-#include "latentlab/registry/registry.hpp"
 #include "latentlab/weighting.hpp"
+#include "support/builtin_plugins.hpp"
 
 namespace latentlab {
 namespace {
 
 class Weightings : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new registry::Registry(registry::RegistryOptions{false});
-    registry_->load_directory(LATENTLAB_BUILTIN_PLUGIN_DIR, true);
-  }
-  static void TearDownTestSuite() { delete registry_; }
   std::shared_ptr<LossWeighting> make(const std::string& name,
                                       const nlohmann::json& params = nlohmann::json::object()) {
-    return registry_->create<LossWeighting>(name, params, "weighting.params");
+    return testing::make_builtin<LossWeighting>(name, params, "weighting.params");
   }
-  static registry::Registry* registry_;
   const DiscreteSchedule schedule_{std::vector<double>(100, 0.02)};
 };
-registry::Registry* Weightings::registry_ = nullptr;
 
 TEST_F(Weightings, AllFourAreRegistered) {
-  const auto names = registry_->names(LossWeighting::kKind);
+  const auto names = testing::builtin_plugins().names(LossWeighting::kKind);
   for (const char* name : {"unweighted", "elbo", "min_snr", "x0"})
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
 }
@@ -69,7 +62,7 @@ TEST_F(Weightings, TimestepSamplingIsAParameter) {
 }
 
 TEST_F(Weightings, EveryBuiltinPassesTheConformanceChecks) {
-  for (const auto& name : registry_->names(LossWeighting::kKind))
+  for (const auto& name : testing::builtin_plugins().names(LossWeighting::kKind))
     for (const char* sampling : {"uniform", "weights", "loss_history"})
       for (const auto& result : check_weighting(*make(name, {{"t_sampling", sampling}})))
         EXPECT_TRUE(result.passed) << name << " " << sampling << ": " << result.name << ": " << result.detail;
