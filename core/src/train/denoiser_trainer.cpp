@@ -154,6 +154,7 @@ struct DenoiserTrainer::State {
     ema->eval();
     const auto N = held_out_z0.size(0);
     ElboEstimate sum;
+    sum.samples = N;
     for (std::int64_t start = 0; start < N; start += config.eval_batch_size) {
       const auto end = std::min(N, start + config.eval_batch_size);
       const auto labels = conditional() ? held_out_labels.slice(0, start, end) : torch::Tensor();
