@@ -7,6 +7,8 @@
 #include "commands.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/plugin_checks.hpp"
+#include "latentlab/sampler.hpp"
+#include "latentlab/sampling/sampler_bench.hpp"
 #include "latentlab/strings.hpp"
 
 namespace latentlab::host {
@@ -75,6 +77,22 @@ void print_show(const registry::Entry& entry, bool as_json) {
   }
 }
 
+// A sampler's conformance checks are the analytic bench's (`samplers check` shows its tables), on LDM's
+// linear schedule and both data sets.
+std::vector<CheckResult> bench_checks(const registry::Registry& registry, const Sampler& sampler,
+                                      const std::string& name) {
+  const auto schedule = registry.create<Schedule>("linear", nlohmann::json::object(), "schedule");
+  std::vector<CheckResult> results;
+  for (const auto& data_name : sampling::analytic_data_names()) {
+    const auto report = sampling::bench_sampler(sampler, name, *schedule, *sampling::make_analytic_data(data_name));
+    for (auto check : report.checks) {
+      check.name = "[" + data_name + "] " + check.name;
+      results.push_back(std::move(check));
+    }
+  }
+  return results;
+}
+
 // `plugins check`: the conformance checks of the plugin's kind, with the given parameters.
 int run_checks(const registry::Registry& registry, const registry::Entry& entry, const nlohmann::json& params,
                bool as_json) {
@@ -87,6 +105,8 @@ int run_checks(const registry::Registry& registry, const registry::Entry& entry,
     results = check_weighting(*registry.create<LossWeighting>(name, params, path));
   else if (kind == Dataset::kKind)
     results = check_dataset(*registry.create<Dataset>(name, params, path));
+  else if (kind == Sampler::kKind)
+    results = bench_checks(registry, *registry.create<Sampler>(name, params, path), name);
   else
     throw ConfigError("plugins check: no conformance checks for kind '" + kind + "' yet");
   const auto resolved = entry.info.schema.validate(params, path, kind + " '" + name + "'").json();

@@ -13,6 +13,8 @@ int run_schedule(const Args& args);
 int run_doctor(const Args& args);
 int run_train_denoiser(const Args& args);
 int run_bench(const Args& args);
+int run_samplers(const Args& args);
+int run_sample(const Args& args);
 
 // `latentlab --version` text.
 void print_version();

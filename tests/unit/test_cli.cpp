@@ -210,6 +210,35 @@ TEST(Cli, PluginsListJsonStaysCleanWhenAPluginPrintsWhileLoading) {
   EXPECT_EQ(parsed["not_loaded"].size(), 7u);
 }
 
+TEST(Cli, SamplersCheckOneSamplerAsJson) {
+  const auto r = run(
+      "samplers check --sampler heun --data gaussian --steps 10,20 --samples 64 --tolerance 0.05 --format json", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["sampler"], "heun");
+  EXPECT_TRUE(j[0]["deterministic"].get<bool>());
+  EXPECT_EQ(j[0]["rows"][1]["nfe"], 39);
+  EXPECT_GT(j[0]["rows"][1]["order"].get<double>(), 1.5);
+  EXPECT_TRUE(j[0]["rows"][0]["order"].is_null());
+  // A loose tolerance at 20 steps fails the accuracy check: exit 1.
+  EXPECT_EQ(run("samplers check --sampler ddim --data gaussian --steps 10,20 --samples 64 --tolerance 1e-6").status, 1);
+  // Bad input: exit 2 with the fix.
+  const auto bad = run("samplers check --sampler dddim");
+  EXPECT_EQ(bad.status, 2);
+  expect_contains(bad.out, "ddim");
+  EXPECT_EQ(run("samplers check --steps 10,x").status, 2);
+  EXPECT_EQ(run("samplers check --set eta=0.5").status, 2);
+  EXPECT_EQ(run("samplers check --sampler ddim --data gauss").status, 2);
+}
+
+TEST(Cli, PluginsCheckRunsTheSamplerBench) {
+  const auto r = run("plugins check dpmpp_2m", false);
+  EXPECT_EQ(r.status, 0) << r.out;
+  expect_contains(r.out, "[gaussian] accurate");
+  expect_contains(r.out, "[mixture] converges");
+}
+
 TEST(Cli, PluginsListAsJsonAndByDefault) {
   const auto j = run("plugins --format json", false);
   ASSERT_EQ(j.status, 0) << j.out;
@@ -217,10 +246,12 @@ TEST(Cli, PluginsListAsJsonAndByDefault) {
   std::set<std::string> names;
   for (const auto& plugin : parsed["plugins"])
     names.insert(plugin["kind"].get<std::string>() + "/" + plugin["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"dataset/fashion-mnist", "dataset/image-folder", "schedule/cosine",
-                                          "schedule/custom", "schedule/linear", "schedule/sqrt_linear",
-                                          "weighting/elbo", "weighting/min_snr", "weighting/unweighted",
-                                          "weighting/x0"}));
+  EXPECT_EQ(names, (std::set<std::string>{"dataset/fashion-mnist", "dataset/image-folder", "guider/cfg",
+                                          "guider/none", "guider/posthoc", "sampler/ddim", "sampler/ddpm",
+                                          "sampler/dpmpp_2m", "sampler/euler", "sampler/euler_ancestral",
+                                          "sampler/heun", "sampler/plms", "schedule/cosine", "schedule/custom",
+                                          "schedule/linear", "schedule/sqrt_linear", "weighting/elbo",
+                                          "weighting/min_snr", "weighting/unweighted", "weighting/x0"}));
   EXPECT_TRUE(parsed["not_loaded"].empty());
   EXPECT_EQ(run("plugins list linear").status, 2);
 }

@@ -1,0 +1,27 @@
+#pragma once
+// Reading a trained denoiser back: the weights `train-denoiser` writes (denoiser.pt, the EMA weights)
+// or its checkpoint (checkpoint.pt: the EMA weights when the run keeps an EMA), with the training
+// configuration saved inside, which says how to rebuild the UNet and which schedule it was trained on.
+#include <cstdint>
+#include <filesystem>
+
+#include <torch/torch.h>
+
+#include "latentlab/export.hpp"
+#include "latentlab/nn/unet.hpp"
+#include "latentlab/train/denoiser_config.hpp"
+
+namespace latentlab {
+
+struct LoadedDenoiser {
+  std::filesystem::path path;  // the file read
+  DenoiserTrainConfig config;  // the run's resolved configuration
+  std::int64_t step = 0;       // the training step the weights are from
+  nn::UNet model{nullptr};     // in eval mode, on the requested device, parameters frozen
+};
+
+// `path` is a denoiser.pt or checkpoint.pt file, or a run's output folder (then its denoiser.pt, or its
+// checkpoint.pt when training has not finished). Throws Error naming the file and what is wrong.
+LATENTLAB_API LoadedDenoiser load_denoiser(const std::filesystem::path& path, torch::Device device);
+
+}  // namespace latentlab
