@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <sstream>
 
@@ -13,6 +14,7 @@
 #include "latentlab/guider.hpp"
 #include "latentlab/io/images.hpp"
 #include "latentlab/sampler.hpp"
+#include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/denoiser_file.hpp"
@@ -158,6 +160,16 @@ int run_sample(const Args& args) {
                                                        : std::filesystem::path(o.out));
   std::filesystem::create_directories(out);
 
+  // Class labels of the samples in [first, first + b): --class, or cycling through the classes.
+  const auto labels_for = [&](std::int64_t first, std::int64_t b) {
+    if (config.unet.num_classes == 0) return torch::Tensor();
+    const auto y = o.label >= 0 ? torch::full({b}, o.label, torch::kInt64)
+                                : torch::arange(first, first + b, torch::kInt64).remainder(config.unet.num_classes);
+    return y.to(device);
+  };
+  inputs.cond.y = labels_for(0, std::min(o.batch, o.count));
+  guider->guide(inputs);  // the guider checks its inputs (target, conditioning) before any sampling
+
   spdlog::info("sampling {} images of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count, channels,
                height, width, o.sampler, o.steps, o.guider, denoiser.path.string(), denoiser.step);
   torch::NoGradGuard no_grad;  // the posthoc guider turns gradients back on for its own path
@@ -167,11 +179,7 @@ int run_sample(const Args& args) {
   const auto started = std::chrono::steady_clock::now();
   for (std::int64_t done = 0; done < o.count;) {
     const auto b = std::min(o.batch, o.count - done);
-    if (config.unet.num_classes > 0) {
-      inputs.cond.y = o.label >= 0 ? torch::full({b}, o.label, torch::kInt64)
-                                   : torch::arange(done, done + b, torch::kInt64).remainder(config.unet.num_classes);
-      inputs.cond.y = inputs.cond.y.to(device);
-    }
+    inputs.cond.y = labels_for(done, b);
     const auto eps = guider->guide(inputs);
     const auto z_T = standard_normal(torch::empty({b, channels, height, width}, torch::TensorOptions().device(device)),
                                      generator);
@@ -209,7 +217,7 @@ int run_sample(const Args& args) {
       {"schedule", {{"name", config.schedule.name}, {"params", config.schedule.params}}},
       {"prediction", to_string(prediction)}};
   write_text_atomically(out / "samples.json", record.dump(2) + "\n");
-  std::cerr << "sample: " << o.count << " samples in " << seconds << " s; wrote " << (out / "samples.png").string()
+  std::cerr << "sample: " << o.count << " samples in " << format_number(std::round(seconds * 100) / 100) << " s; wrote " << (out / "samples.png").string()
             << ", samples.npy and samples.json\n";
   return kOk;
 }

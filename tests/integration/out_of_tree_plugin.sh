@@ -38,6 +38,18 @@ echo "== the example passes the schedule conformance checks"
 "$host" schedule logsnr_linear --check --plugin-path "$work/example"
 "$host" schedule logsnr_linear --check --set T=1 --plugin-path "$work/example" > /dev/null
 
+echo "== the docs' sampler example builds out of tree and passes the analytic bench"
+cmake -S "$src/docs/examples/sampler-plugin" -B "$work/sampler" "${generator[@]}" \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/sampler-configure.log"
+cmake --build "$work/sampler" > "$work/sampler-build.log"
+"$host" plugins list --plugin-path "$work/sampler" | grep -q "sampler *rk2 *1.0.0"
+"$host" samplers check --sampler rk2 --plugin-path "$work/sampler" --steps 10,20,40 --samples 512 \
+    --tolerance 0.01 --data gaussian > "$work/rk2.txt"
+cat "$work/rk2.txt"
+# Second order: the empirical order of the last doubling (the 6th column of the 40-step row) is near 2.
+order=$(awk '$1 == 40 && $2 == 79 {print $6}' "$work/rk2.txt")
+awk -v o="$order" 'BEGIN {exit !(o > 1.7 && o < 2.6)}' || { echo "rk2: order '$order' is not near 2"; exit 1; }
+
 echo "== a stripped install (cmake --install --strip) still loads"
 cmake --install "$build" --prefix "$work/stripped" --strip > /dev/null
 "$work/stripped/bin/latentlab" plugins list | grep -q "schedule *cosine"

@@ -79,7 +79,9 @@ void write_npy(const std::filesystem::path& path, const torch::Tensor& array) {
   if (descr == nullptr) throw Error("write_npy: unsupported dtype " + std::string(c10::toString(data.scalar_type())));
   std::ostringstream shape;
   shape << "(";
-  for (std::int64_t d = 0; d < data.dim(); ++d) shape << data.size(d) << (data.dim() == 1 || d + 1 < data.dim() ? "," : "");
+  // As NumPy writes it: (6, 1, 8, 8), (5,), ().
+  for (std::int64_t d = 0; d < data.dim(); ++d) shape << (d > 0 ? ", " : "") << data.size(d);
+  if (data.dim() == 1) shape << ",";
   shape << ")";
   std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape.str() + ", }";
   // magic (6) + version (2) + length (2) + header + '\n', padded with spaces to a multiple of 64
