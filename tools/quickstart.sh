@@ -21,3 +21,5 @@ run train-denoiser experiments/quickstart-denoiser.json
 echo
 echo "\$ cat results/quickstart-denoiser/eval.csv"
 cat results/quickstart-denoiser/eval.csv
+run samplers check --sampler ddim --sampler dpmpp_2m --data gaussian
+run sample results/quickstart-denoiser --sampler dpmpp_2m --steps 20 --count 16

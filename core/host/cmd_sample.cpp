@@ -26,10 +26,15 @@ namespace {
 std::pair<std::int64_t, std::int64_t> parse_size(const std::string& text) {
   const auto x = text.find('x');
   try {
-    std::size_t used = 0;
-    const auto h = std::stoll(text.substr(0, x), &used);
-    const auto w = x == std::string::npos ? h : std::stoll(text.substr(x + 1));
-    if (h >= 1 && w >= 1 && (x != std::string::npos || used == text.size())) return {h, w};
+    const auto whole = [](const std::string& part) {
+      std::size_t used = 0;
+      const auto value = std::stoll(part, &used);
+      if (used != part.size()) throw std::invalid_argument(part);
+      return value;
+    };
+    const auto h = whole(text.substr(0, x));
+    const auto w = x == std::string::npos ? h : whole(text.substr(x + 1));
+    if (h >= 1 && w >= 1) return {h, w};
   } catch (const std::exception&) {
   }
   throw ConfigError("--latent-size: expected SIZE or HxW (e.g. 32 or 48x64), got '" + text + "'");
@@ -113,9 +118,20 @@ int run_sample(const Args& args) {
   const auto denoiser = load_denoiser(o.checkpoint, device);
   const auto& config = denoiser.config;
   const auto schedule = registry->create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
-  discretize(schedule->num_steps(), o.steps, Discretization::Linspace);  // the step budget fits T
+  // The step budget fits T and the sampler's own discretisation (when it has the standard parameter).
+  discretize(schedule->num_steps(), o.steps,
+             resolved_sampler.contains("discretization") && resolved_sampler["discretization"].is_string()
+                 ? discretization_from_string(resolved_sampler["discretization"].get<std::string>())
+                 : Discretization::Linspace);
 
-  const auto channels = config.unet.in_channels;
+  const auto channels = config.unet.out_channels;
+  if (config.unet.in_channels != channels)
+    throw ConfigError("sample: this model concatenates " + std::to_string(config.unet.in_channels - channels) +
+                      " conditioning channels to its input; conditioners are not available yet");
+  if (channels != 1 && channels != 3)
+    throw ConfigError("sample: this model makes " + std::to_string(channels) +
+                      "-channel samples; pixel-space sampling writes 1- or 3-channel images (latent models "
+                      "arrive with the autoencoder)");
   std::int64_t height = 0, width = 0;
   if (!o.latent_size.empty()) {
     std::tie(height, width) = parse_size(o.latent_size);
@@ -136,6 +152,12 @@ int run_sample(const Args& args) {
     throw ConfigError("--class: expected 0.." + std::to_string(config.unet.num_classes - 1) + ", got " +
                       std::to_string(o.label));
 
+  if (!o.mask.empty() && resolved_guider.value("transform", std::string()) != "mask")
+    throw ConfigError("--mask is used only by a guider with transform 'mask': add --guider posthoc "
+                      "--guider-set transform=mask");
+  if (!o.target.empty() && !resolved_guider.contains("transform"))
+    throw ConfigError("--target: guider '" + o.guider + "' takes no observation; use --guider posthoc");
+
   GuidanceInputs inputs;
   inputs.schedule = schedule.get();
   inputs.decode = [](const torch::Tensor& z) { return z; };  // pixel space: D is the identity
@@ -153,13 +175,6 @@ int run_sample(const Args& args) {
                                torch::full({1, 1, 1, 1}, s.sigma(t), options));
   };
 
-  const auto out = std::filesystem::path(o.out.empty() ? (std::filesystem::is_directory(o.checkpoint)
-                                                              ? std::filesystem::path(o.checkpoint)
-                                                              : denoiser.path.parent_path()) /
-                                                             "samples"
-                                                       : std::filesystem::path(o.out));
-  std::filesystem::create_directories(out);
-
   // Class labels of the samples in [first, first + b): --class, or cycling through the classes.
   const auto labels_for = [&](std::int64_t first, std::int64_t b) {
     if (config.unet.num_classes == 0) return torch::Tensor();
@@ -169,6 +184,13 @@ int run_sample(const Args& args) {
   };
   inputs.cond.y = labels_for(0, std::min(o.batch, o.count));
   guider->guide(inputs);  // the guider checks its inputs (target, conditioning) before any sampling
+
+  const auto out = std::filesystem::path(o.out.empty() ? (std::filesystem::is_directory(o.checkpoint)
+                                                              ? std::filesystem::path(o.checkpoint)
+                                                              : denoiser.path.parent_path()) /
+                                                             "samples"
+                                                       : std::filesystem::path(o.out));
+  std::filesystem::create_directories(out);
 
   spdlog::info("sampling {} images of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count, channels,
                height, width, o.sampler, o.steps, o.guider, denoiser.path.string(), denoiser.step);
@@ -184,6 +206,10 @@ int run_sample(const Args& args) {
     const auto z_T = standard_normal(torch::empty({b, channels, height, width}, torch::TensorOptions().device(device)),
                                      generator);
     const auto result = sampler->sample(SamplerInput{eps, s, o.steps, z_T, generator});
+    if (done == 0 && s.alpha(result.start_t) * s.alpha(result.start_t) > 1e-3)
+      spdlog::warn("the sampler started at t = {}, where alpha_t^2 = {:.3g}: z_T ~ N(0, I) is not pure noise there "
+                   "(a small budget on the 'uniform' grid); --sampler-set discretization=trailing starts at T",
+                   result.start_t, s.alpha(result.start_t) * s.alpha(result.start_t));
     nfe = result.nfe;
     start_t = result.start_t;
     end_t = result.end_t;
@@ -194,15 +220,15 @@ int run_sample(const Args& args) {
   }
   const auto images = torch::cat(samples);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  io::write_npy(out / "samples.npy", images);  // the array first: it is what metrics read
   io::write_png_grid(out / "samples.png", images, o.columns);
-  io::write_npy(out / "samples.npy", images);
   const nlohmann::json record = {
       {"checkpoint", denoiser.path.string()},
       {"checkpoint_step", denoiser.step},
       {"sampler", {{"name", o.sampler}, {"params", resolved_sampler}}},
       {"guider", {{"name", o.guider}, {"params", resolved_guider}}},
       {"steps", o.steps},
-      {"nfe_per_sample", nfe},
+      {"nfe_per_run", nfe},
       {"start_t", start_t},
       {"end_t", end_t},
       {"count", o.count},

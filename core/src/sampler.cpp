@@ -48,16 +48,25 @@ std::vector<std::int64_t> ascending_times(std::int64_t num_steps, std::int64_t s
         break;
       }
       case Discretization::Quad: {
-        const double root = N == 1 ? 0.0 : k * std::sqrt(0.8 * T) / (N - 1);
-        t = static_cast<std::int64_t>(std::floor(root * root)) + 2;
+        // numpy.linspace(0, sqrt(0.8 T), N): i * step with the step computed first, the last point
+        // exact; then squared and truncated, as LDM's astype(int) does.
+        const double stop = std::sqrt(0.8 * T);
+        const double root = N == 1 ? 0.0 : i == steps - 1 ? stop : k * (stop / (N - 1));
+        t = static_cast<std::int64_t>(root * root) + 2;
         break;
       }
-      case Discretization::Linspace:
-        t = N == 1 ? num_steps : static_cast<std::int64_t>(std::llround(1.0 + k * (T - 1.0) / (N - 1.0)));
+      case Discretization::Linspace: {
+        // diffusers: numpy.linspace(0, T - 1, N).round() as 0-based indices (round half to even).
+        const double index = i == steps - 1 ? T - 1 : k * (N == 1 ? 0.0 : (T - 1) / (N - 1));
+        t = N == 1 ? num_steps : static_cast<std::int64_t>(std::nearbyint(index)) + 1;
         break;
-      case Discretization::Trailing:
-        t = static_cast<std::int64_t>(std::llround(T - (N - 1.0 - k) * T / N));
+      }
+      case Discretization::Trailing: {
+        // diffusers: numpy.round(numpy.arange(T, 0, -T / N)) - 1 as 0-based indices; ascending here.
+        const double step = T / N;
+        t = static_cast<std::int64_t>(std::nearbyint(T + (N - 1 - k) * -step));
         break;
+      }
     }
     times[static_cast<std::size_t>(i)] = t;
   }

@@ -37,8 +37,9 @@ class ClassifierFree : public Guider {
     require_model(inputs, "cfg");
     if (inputs.cond.empty() || inputs.uncond.empty())
       throw ConfigError(
-          "guider 'cfg' needs a conditional model and its unconditional value; this model takes no "
-          "conditioning (use --guider none, or a model trained with conditioning dropout)");
+          "guider 'cfg' needs a conditional model and its unconditional input (the 'no conditioning' value "
+          "of a model trained with conditioning dropout); this model has no unconditional input. Use "
+          "--guider none, or --guider posthoc to steer an unconditional model");
     const auto both = concat_batches(inputs.uncond, inputs.cond);
     const double scale = scale_, rescale = rescale_;
     return [inputs, both, scale, rescale](const torch::Tensor& z_t, std::int64_t t) {

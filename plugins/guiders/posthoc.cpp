@@ -61,7 +61,7 @@ class PostHoc : public Guider {
                             " needs decoded images [B, C, H, W] with H and W divisible by it; got " + shape_of(x));
         return torch::avg_pool2d(x, {factor_, factor_});  // area downsampling
       case Transform::Mask:
-        return x * mask.to(x.dtype());
+        return x * mask.to(x.device(), x.scalar_type());
       case Transform::Identity:
         return x;
     }

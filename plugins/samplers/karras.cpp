@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "grid.hpp"
+#include "latentlab/diffusion/forward_process.hpp"
 
 namespace latentlab::samplers {
 namespace {
@@ -20,7 +21,7 @@ class KarrasOde : public Sampler {
 
   SamplerResult sample(const SamplerInput& in) const override {
     const Grid grid(in.schedule, in.steps, discretization_);
-    auto x = in.z_T / grid.alpha[0];
+    auto x = in.z_T / std::max(grid.alpha[0], kMinAlpha);  // as sigma_ratio is guarded
     std::int64_t nfe = 0;
     for (std::size_t k = 0; k + 1 < grid.times.size(); ++k) {
       const double dsigma = sigma_ratio(grid, k + 1) - sigma_ratio(grid, k);
@@ -56,7 +57,7 @@ class EulerAncestral : public Sampler {
 
   SamplerResult sample(const SamplerInput& in) const override {
     const Grid grid(in.schedule, in.steps, discretization_);
-    auto x = in.z_T / grid.alpha[0];
+    auto x = in.z_T / std::max(grid.alpha[0], kMinAlpha);  // as sigma_ratio is guarded
     for (std::size_t k = 0; k + 1 < grid.times.size(); ++k) {
       const double from = sigma_ratio(grid, k), to = sigma_ratio(grid, k + 1);
       const auto d = in.eps(grid.alpha[k] * x, grid.times[k]);

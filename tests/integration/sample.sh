@@ -39,7 +39,7 @@ for f in samples.png samples.npy samples.json; do test -s "$work/a/$f" || fail "
 # .npy: a 128-byte header (64-aligned) and 6 x 1 x 8 x 8 float32.
 [ "$(npy_bytes "$work/a/samples.npy")" -eq $((128 + 6 * 64 * 4)) ] || fail "samples.npy has the wrong size"
 head -c 128 "$work/a/samples.npy" | grep -q "'shape': (6, 1, 8, 8)" || fail "samples.npy header"
-grep -q '"nfe_per_sample": 10' "$work/a/samples.json" || fail "samples.json lacks the NFE"
+grep -q '"nfe_per_run": 10' "$work/a/samples.json" || fail "samples.json lacks the NFE"
 grep -q '"name": "ddim"' "$work/a/samples.json" || fail "samples.json lacks the sampler"
 grep -q '"steps": 10' "$work/a/samples.json" || fail "samples.json lacks the steps"
 
@@ -79,6 +79,8 @@ expect_error "needs the observation y" "$work/run" --guider posthoc --count 1
 expect_error "divisible by 2" "$work/run" --latent-size 9
 expect_error "has no scale" "$work/run" --scale 3
 expect_error "eta" "$work/run" --sampler-set eta=2
+expect_error "transform=mask" "$work/run" --guider posthoc --target "$work/low.pgm" --mask "$work/low.pgm"
+expect_error "use --guider posthoc" "$work/run" --target "$work/low.pgm"
 status=0
 "$host" sample "$work/nowhere" > "$work/err.out" 2>&1 || status=$?
 [ "$status" -eq 1 ] && grep -q "no denoiser at" "$work/err.out" || { cat "$work/err.out"; fail "missing checkpoint"; }

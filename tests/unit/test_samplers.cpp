@@ -2,6 +2,7 @@
 // (docs/samplers.md). Latents are float64 so that the discretisation error is what is measured.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "latentlab/error.hpp"
@@ -65,10 +66,26 @@ TEST(Discretize, QuadLinspaceTrailing) {
       for (std::size_t i = 0; i < t.size(); ++i) {
         EXPECT_GE(t[i], 1);
         EXPECT_LE(t[i], 100);
-        if (i > 0) EXPECT_LT(t[i], t[i - 1]) << to_string(d) << " n=" << n;
+        if (i > 0) {
+          EXPECT_LT(t[i], t[i - 1]) << to_string(d) << " n=" << n;
+        }
       }
     }
   }
+}
+
+TEST(Discretize, MatchesNumpyRoundingOfLdmAndDiffusers) {
+  // Values from numpy's arithmetic (linspace as i * step with the last point exact; round half to even).
+  const auto contains = [](const std::vector<std::int64_t>& times, std::int64_t t) {
+    return std::find(times.begin(), times.end(), t) != times.end();
+  };
+  const auto linspace = discretize(1000, 7, Discretization::Linspace);  // diffusers 0-based 166, 832
+  EXPECT_EQ(linspace, (std::vector<std::int64_t>{1000, 833, 667, 501, 334, 167, 1}));
+  const auto trailing = discretize(1000, 16, Discretization::Trailing);  // 0-based 311, 61
+  EXPECT_TRUE(contains(trailing, 312) && contains(trailing, 62));
+  const auto quad = discretize(1000, 16, Discretization::Quad);  // LDM: 31.999... truncates to 31 -> 513
+  EXPECT_TRUE(contains(quad, 513));
+  EXPECT_EQ(discretize(1000, 1, Discretization::Quad), (std::vector<std::int64_t>{2}));
 }
 
 TEST(Discretize, ErrorsNameTheFix) {
@@ -126,6 +143,21 @@ TEST(AnalyticData, Rk4FlowMatchesTheGaussianClosedForm) {
     const auto numeric = gaussian.sampling::AnalyticData::flow(x, 14.0, to);
     EXPECT_LT(((numeric - exact).norm() / exact.norm()).item<double>(), 1e-9) << "to " << to;
   }
+}
+
+TEST(AnalyticData, X0EstimateMomentsClosedFormMatchMonteCarlo) {
+  // What a stochastic sampler ending with an x0 estimate at sigma' should produce: the Gaussian's closed
+  // form s^4 / (s^2 + sigma'^2) against the base class's Monte Carlo.
+  const GaussianData gaussian(torch::linspace(-1, 1, 16, kF64), 0.5);
+  for (double sigma : {0.0, 0.16, 1.0}) {
+    const auto exact = gaussian.denoised_moments(sigma);
+    const auto monte_carlo = gaussian.sampling::AnalyticData::denoised_moments(sigma);
+    EXPECT_EQ(exact.samples, 0);
+    EXPECT_TRUE(torch::allclose(monte_carlo.mean, exact.mean, 0, 0.01)) << sigma;
+    EXPECT_TRUE(torch::allclose(monte_carlo.variance, exact.variance, 0.02, 0)) << sigma;
+    EXPECT_TRUE(torch::allclose(monte_carlo.fourth, exact.fourth, 0.05, 0)) << sigma;
+  }
+  EXPECT_NEAR(gaussian.denoised_moments(1.0).variance[0].item<double>(), 0.0625 / 1.25, 1e-15);
 }
 
 TEST(AnalyticData, MomentsMatchSamples) {
@@ -323,6 +355,18 @@ class MiscountingSampler : public Sampler {
   }
 };
 
+// Honest DDIM at small budgets; at large ones it makes one call and claims to have stopped just
+// below its start, where the x0 estimate is trivially close to "exact".
+class ShortcutSampler : public Sampler {
+ public:
+  SamplerResult sample(const SamplerInput& in) const override {
+    if (in.steps < 100) return ddim_->sample(in);
+    const auto t = in.schedule.num_steps();
+    return SamplerResult{x0_estimate(in.schedule, in.z_T, in.eps(in.z_T, t), t), 1, t, t - 1};
+  }
+  std::shared_ptr<Sampler> ddim_ = make_builtin<Sampler>("ddim");
+};
+
 // Sign error in the noise prediction.
 class WrongSignSampler : public Sampler {
  public:
@@ -351,6 +395,10 @@ TEST(SamplerBench, FailsBrokenSamplers) {
   ASSERT_FALSE(miscounting.checks.empty());
   EXPECT_FALSE(miscounting.checks.front().passed);
   EXPECT_NE(miscounting.checks.front().detail.find("reported nfe 1 but called eps 2 times"), std::string::npos);
+  const auto shortcut = sampling::bench_sampler(ShortcutSampler(), "shortcut", *schedule, *data, options);
+  EXPECT_FALSE(shortcut.passed());
+  EXPECT_NE(shortcut.checks.back().detail.find("neither 0 nor the smallest t called"), std::string::npos)
+      << shortcut.checks.back().detail;
   EXPECT_FALSE(sampling::bench_sampler(WrongSignSampler(), "wrong-sign", *schedule, *data, options).passed());
 }
 

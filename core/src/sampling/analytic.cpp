@@ -69,6 +69,15 @@ torch::Tensor AnalyticData::flow(const torch::Tensor& x, double sigma_from, doub
   return state;
 }
 
+AnalyticData::Moments AnalyticData::denoised_moments(double sigma_ratio) const {
+  if (sigma_ratio == 0) return Moments{mean(), variance(), fourth_moment(), 0};
+  constexpr std::int64_t kSamples = 1 << 18;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0x5eed);
+  const auto x0 = denoise(sample(kSamples, sigma_ratio, generator), sigma_ratio);
+  const auto m = x0.mean(0);
+  return Moments{m, x0.var(0), (x0 - m).pow(4).mean(0), kSamples};
+}
+
 EpsFn AnalyticData::eps_fn(const Schedule& schedule) const {
   return [this, &schedule](const torch::Tensor& z_t, std::int64_t t) {
     if (t < 1 || t > schedule.num_steps())
@@ -117,6 +126,12 @@ torch::Tensor GaussianData::flow(const torch::Tensor& x, double sigma_from, doub
   // (x - mu) / sqrt(s^2 + sigma'^2) is constant along the ODE: (z_t - alpha_t mu) / v_t in x units.
   const double ratio = std::sqrt((s_ * s_ + sigma_to * sigma_to) / (s_ * s_ + sigma_from * sigma_from));
   return mu_ + ratio * (x.to(torch::kFloat64) - mu_);
+}
+
+AnalyticData::Moments GaussianData::denoised_moments(double sigma_ratio) const {
+  const double shrink = s_ * s_ / (s_ * s_ + sigma_ratio * sigma_ratio);
+  const double variance = shrink * s_ * s_;
+  return Moments{mu_, torch::full({dim()}, variance, kF64), torch::full({dim()}, 3.0 * variance * variance, kF64), 0};
 }
 
 // ---- mixture ----

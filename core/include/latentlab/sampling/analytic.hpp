@@ -38,6 +38,16 @@ class LATENTLAB_API AnalyticData {
   // The base class integrates with classical RK4 in log sigma' (and in sigma' below 1e-3).
   virtual torch::Tensor flow(const torch::Tensor& x, double sigma_from, double sigma_to) const;
 
+  // Per-dimension mean, variance and fourth central moment of the x0 estimate E[z_0 | x] for
+  // x ~ q at sigma' (what a sampler that ends with an x0 estimate there should produce); sigma' = 0
+  // gives the data's own. `samples` is 0 when exact, else the Monte Carlo sample count behind them.
+  struct Moments {
+    torch::Tensor mean, variance, fourth;  // [d]
+    std::int64_t samples = 0;
+  };
+  // The base class uses 2^18 samples from a fixed seed; the Gaussian's are closed form.
+  virtual Moments denoised_moments(double sigma_ratio) const;
+
   // E[z_0 | x] = x - sigma' E[eps | x] (sigma' = 0: x itself).
   torch::Tensor denoise(const torch::Tensor& x, double sigma_ratio) const;
   // The sampler's view: eps_hat(z_t, t) on schedule steps, with z_t [N, d] (any float dtype).
@@ -59,6 +69,8 @@ class LATENTLAB_API GaussianData : public AnalyticData {
   torch::Tensor variance() const override;
   torch::Tensor fourth_moment() const override;
   torch::Tensor flow(const torch::Tensor& x, double sigma_from, double sigma_to) const override;
+  // E[z_0 | x] = mu + s^2 / (s^2 + sigma'^2) (x - mu): Gaussian with variance s^4 / (s^2 + sigma'^2).
+  Moments denoised_moments(double sigma_ratio) const override;
 
  private:
   torch::Tensor mu_;  // [d]

@@ -7,8 +7,11 @@
 //    same z_T to its end time (closed form for the Gaussian, fine RK4 for the mixture), or with the
 //    exact x0 estimate there when it ends with one (SamplerResult::end_t); successive step doublings
 //    give the empirical convergence order log2(e_N / e_2N);
-//  - a stochastic sampler's sample mean and variance per dimension are compared with the data's, in
-//    standard errors of the sample count (variance: sqrt((m4 - s^4) / n)).
+//  - a stochastic sampler's sample mean and variance per dimension are compared with the data's (or,
+//    when it ends with an x0 estimate at end_t > 0, with those of that estimate, whose variance is
+//    smaller), in standard errors of the sample count (variance: sqrt((m4 - s^4) / n));
+//  - on every run: the contract (shape, dtype, finite, z_T untouched, nfe = the eps calls made,
+//    start_t = the first time called, end_t = 0 or the smallest time called).
 // Latents are float64 [N, d], so rounding does not hide the discretisation error.
 #include <cstdint>
 #include <limits>
