@@ -84,7 +84,8 @@ std::vector<CheckResult> bench_checks(const registry::Registry& registry, const 
   const auto schedule = registry.create<Schedule>("linear", nlohmann::json::object(), "schedule");
   std::vector<CheckResult> results;
   for (const auto& data_name : sampling::analytic_data_names()) {
-    const auto report = sampling::bench_sampler(sampler, name, *schedule, *sampling::make_analytic_data(data_name));
+    const auto report =
+        sampling::bench_sampler(sampler, name, *schedule, *sampling::make_analytic_data(data_name));
     for (auto check : report.checks) {
       check.name = "[" + data_name + "] " + check.name;
       results.push_back(std::move(check));

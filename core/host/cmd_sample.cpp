@@ -86,7 +86,8 @@ int run_sample(const Args& args) {
       "[--scale S] [--count N] [--seed S] [--latent-size HxW] [--out DIR]";
   if (!parse_command_line(
           "sample", args, options, positional, usage,
-          "Samples a trained denoiser (a denoiser.pt or checkpoint.pt of `train-denoiser`, or its output folder) "
+          "Samples a trained denoiser (a denoiser.pt or checkpoint.pt of `train-denoiser`, or its output "
+          "folder) "
           "with a sampler and a guider plugin (docs/samplers.md), and writes OUT/samples.png (a grid), "
           "OUT/samples.npy (float32 [N, C, H, W] in [-1, 1]) and OUT/samples.json (how they were made). "
           "Pixel-space models for now.",
@@ -104,20 +105,24 @@ int run_sample(const Args& args) {
   auto guider_params = parse_parameter_overrides(o.guider_params, o.guider_sets);
   if (vm.count("scale")) {
     if (!registry->find(Guider::kKind, o.guider).info.schema.find("scale"))
-      throw ConfigError("--scale: guider '" + o.guider + "' has no scale; use --guider cfg or --guider posthoc");
+      throw ConfigError("--scale: guider '" + o.guider +
+                        "' has no scale; use --guider cfg or --guider posthoc");
     guider_params["scale"] = o.scale;
   }
   const auto sampler = registry->create<Sampler>(o.sampler, sampler_params, "--sampler-params");
   const auto guider = registry->create<Guider>(o.guider, guider_params, "--guider-params");
-  const auto resolved_sampler =
-      registry->find(Sampler::kKind, o.sampler).info.schema.validate(sampler_params, "--sampler-params", o.sampler).json();
-  const auto resolved_guider =
-      registry->find(Guider::kKind, o.guider).info.schema.validate(guider_params, "--guider-params", o.guider).json();
+  const auto resolved_sampler = registry->find(Sampler::kKind, o.sampler)
+                                    .info.schema.validate(sampler_params, "--sampler-params", o.sampler)
+                                    .json();
+  const auto resolved_guider = registry->find(Guider::kKind, o.guider)
+                                   .info.schema.validate(guider_params, "--guider-params", o.guider)
+                                   .json();
 
   const auto device = resolve_device(o.device, "--device");
   const auto denoiser = load_denoiser(o.checkpoint, device);
   const auto& config = denoiser.config;
-  const auto schedule = registry->create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
+  const auto schedule =
+      registry->create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
   // The step budget fits T and the sampler's own discretisation (when it has the standard parameter).
   discretize(schedule->num_steps(), o.steps,
              resolved_sampler.contains("discretization") && resolved_sampler["discretization"].is_string()
@@ -126,7 +131,8 @@ int run_sample(const Args& args) {
 
   const auto channels = config.unet.out_channels;
   if (config.unet.in_channels != channels)
-    throw ConfigError("sample: this model concatenates " + std::to_string(config.unet.in_channels - channels) +
+    throw ConfigError("sample: this model concatenates " +
+                      std::to_string(config.unet.in_channels - channels) +
                       " conditioning channels to its input; conditioners are not available yet");
   if (channels != 1 && channels != 3)
     throw ConfigError("sample: this model makes " + std::to_string(channels) +
@@ -135,7 +141,8 @@ int run_sample(const Args& args) {
   std::int64_t height = 0, width = 0;
   if (!o.latent_size.empty()) {
     std::tie(height, width) = parse_size(o.latent_size);
-  } else if (config.data.params.contains("resolution") && config.data.params["resolution"].is_number_integer()) {
+  } else if (config.data.params.contains("resolution") &&
+             config.data.params["resolution"].is_number_integer()) {
     height = width = config.data.params["resolution"].get<std::int64_t>();
   } else {
     throw ConfigError("sample: the checkpoint does not record its training resolution; give --latent-size");
@@ -145,7 +152,8 @@ int run_sample(const Args& args) {
     throw ConfigError("--latent-size " + std::to_string(height) + "x" + std::to_string(width) +
                       ": the UNet needs sizes divisible by " + std::to_string(divisor) + " (2^(levels - 1))");
   if (config.unet.context_dim > 0)
-    throw ConfigError("sample: this model takes a cross-attention context; conditioners are not available yet");
+    throw ConfigError(
+        "sample: this model takes a cross-attention context; conditioners are not available yet");
   if (o.label >= 0 && config.unet.num_classes == 0)
     throw ConfigError("--class: this model is not class-conditional");
   if (o.label >= config.unet.num_classes && config.unet.num_classes > 0)
@@ -153,8 +161,9 @@ int run_sample(const Args& args) {
                       std::to_string(o.label));
 
   if (!o.mask.empty() && resolved_guider.value("transform", std::string()) != "mask")
-    throw ConfigError("--mask is used only by a guider with transform 'mask': add --guider posthoc "
-                      "--guider-set transform=mask");
+    throw ConfigError(
+        "--mask is used only by a guider with transform 'mask': add --guider posthoc "
+        "--guider-set transform=mask");
   if (!o.target.empty() && !resolved_guider.contains("transform"))
     throw ConfigError("--target: guider '" + o.guider + "' takes no observation; use --guider posthoc");
 
@@ -168,7 +177,8 @@ int run_sample(const Args& args) {
   const auto& s = *schedule;
   inputs.model = [model, prediction, &s, device](const torch::Tensor& z_t, std::int64_t t,
                                                  const Conditioning& cond) mutable {
-    const auto steps = torch::full({z_t.size(0)}, t, torch::TensorOptions().dtype(torch::kInt64).device(device));
+    const auto steps =
+        torch::full({z_t.size(0)}, t, torch::TensorOptions().dtype(torch::kInt64).device(device));
     const auto output = model->forward(z_t, steps, cond.context, cond.concat, cond.y);
     const auto options = torch::TensorOptions().dtype(torch::kFloat64).device(device);
     return eps_from_prediction(prediction, output, z_t, torch::full({1, 1, 1, 1}, s.alpha(t), options),
@@ -178,8 +188,9 @@ int run_sample(const Args& args) {
   // Class labels of the samples in [first, first + b): --class, or cycling through the classes.
   const auto labels_for = [&](std::int64_t first, std::int64_t b) {
     if (config.unet.num_classes == 0) return torch::Tensor();
-    const auto y = o.label >= 0 ? torch::full({b}, o.label, torch::kInt64)
-                                : torch::arange(first, first + b, torch::kInt64).remainder(config.unet.num_classes);
+    const auto y = o.label >= 0
+                       ? torch::full({b}, o.label, torch::kInt64)
+                       : torch::arange(first, first + b, torch::kInt64).remainder(config.unet.num_classes);
     return y.to(device);
   };
   inputs.cond.y = labels_for(0, std::min(o.batch, o.count));
@@ -192,8 +203,8 @@ int run_sample(const Args& args) {
                                                        : std::filesystem::path(o.out));
   std::filesystem::create_directories(out);
 
-  spdlog::info("sampling {} images of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count, channels,
-               height, width, o.sampler, o.steps, o.guider, denoiser.path.string(), denoiser.step);
+  spdlog::info("sampling {} images of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count,
+               channels, height, width, o.sampler, o.steps, o.guider, denoiser.path.string(), denoiser.step);
   torch::NoGradGuard no_grad;  // the posthoc guider turns gradients back on for its own path
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::vector<torch::Tensor> samples;
@@ -203,13 +214,14 @@ int run_sample(const Args& args) {
     const auto b = std::min(o.batch, o.count - done);
     inputs.cond.y = labels_for(done, b);
     const auto eps = guider->guide(inputs);
-    const auto z_T = standard_normal(torch::empty({b, channels, height, width}, torch::TensorOptions().device(device)),
-                                     generator);
+    const auto z_T = standard_normal(
+        torch::empty({b, channels, height, width}, torch::TensorOptions().device(device)), generator);
     const auto result = sampler->sample(SamplerInput{eps, s, o.steps, z_T, generator});
     if (done == 0 && s.alpha(result.start_t) * s.alpha(result.start_t) > 1e-3)
-      spdlog::warn("the sampler started at t = {}, where alpha_t^2 = {:.3g}: z_T ~ N(0, I) is not pure noise there "
-                   "(a small budget on the 'uniform' grid); --sampler-set discretization=trailing starts at T",
-                   result.start_t, s.alpha(result.start_t) * s.alpha(result.start_t));
+      spdlog::warn(
+          "the sampler started at t = {}, where alpha_t^2 = {:.3g}: z_T ~ N(0, I) is not pure noise there "
+          "(a small budget on the 'uniform' grid); --sampler-set discretization=trailing starts at T",
+          result.start_t, s.alpha(result.start_t) * s.alpha(result.start_t));
     nfe = result.nfe;
     start_t = result.start_t;
     end_t = result.end_t;
@@ -243,8 +255,8 @@ int run_sample(const Args& args) {
       {"schedule", {{"name", config.schedule.name}, {"params", config.schedule.params}}},
       {"prediction", to_string(prediction)}};
   write_text_atomically(out / "samples.json", record.dump(2) + "\n");
-  std::cerr << "sample: " << o.count << " samples in " << format_number(std::round(seconds * 100) / 100) << " s; wrote " << (out / "samples.png").string()
-            << ", samples.npy and samples.json\n";
+  std::cerr << "sample: " << o.count << " samples in " << format_number(std::round(seconds * 100) / 100)
+            << " s; wrote " << (out / "samples.png").string() << ", samples.npy and samples.json\n";
   return kOk;
 }
 

@@ -26,8 +26,9 @@ std::vector<std::int64_t> parse_step_list(const std::string& text) {
       if (used != item.size() || value < 1) throw std::invalid_argument(item);
       steps.push_back(value);
     } catch (const std::exception&) {
-      throw ConfigError("--steps: expected a comma-separated list of step budgets >= 1 (e.g. 10,20,40), got '" +
-                        text + "'");
+      throw ConfigError(
+          "--steps: expected a comma-separated list of step budgets >= 1 (e.g. 10,20,40), got '" + text +
+          "'");
     }
   }
   if (steps.empty()) throw ConfigError("--steps: no step budgets given");
@@ -97,8 +98,8 @@ int run_samplers(const Args& args) {
   apply_logging(common);
   const auto registry = load_registry(common);
   apply_threads(common);
-  const auto schedule =
-      registry->create<Schedule>(schedule_name, parse_parameter_overrides(schedule_params_json, {}), "--schedule-params");
+  const auto schedule = registry->create<Schedule>(
+      schedule_name, parse_parameter_overrides(schedule_params_json, {}), "--schedule-params");
   if (sampler_names.empty())
     for (const auto& entry : registry->entries())
       if (entry.info.kind == Sampler::kKind) sampler_names.push_back(entry.info.name);
@@ -116,8 +117,9 @@ int run_samplers(const Args& args) {
   std::vector<SamplerReportEntry> reports;
   for (std::size_t i = 0; i < samplers.size(); ++i)
     for (const auto& d : data) {
-      reports.push_back({sampling::bench_sampler(*samplers[i].first, sampler_names[i], *schedule, *d, options),
-                         samplers[i].second});
+      reports.push_back(
+          {sampling::bench_sampler(*samplers[i].first, sampler_names[i], *schedule, *d, options),
+           samplers[i].second});
       if (format == "table") {
         print_sampler_report(std::cout, reports.back());
         std::cout.flush();

@@ -24,8 +24,8 @@ nlohmann::json number_or_null(double value) {
 
 void print_sampler_report(std::ostream& out, const SamplerReportEntry& entry) {
   const auto& r = entry.report;
-  out << "sampler " << r.sampler << " " << entry.params.dump() << " on " << r.data << " (" << r.data_description
-      << "): " << (r.deterministic ? "deterministic" : "stochastic") << "\n";
+  out << "sampler " << r.sampler << " " << entry.params.dump() << " on " << r.data << " ("
+      << r.data_description << "): " << (r.deterministic ? "deterministic" : "stochastic") << "\n";
   if (!r.rows.empty()) {
     if (r.deterministic)
       out << "   steps    NFE  start_t  end_t   rel. error   order  seconds\n";
@@ -56,10 +56,14 @@ nlohmann::json sampler_reports_json(const std::vector<SamplerReportEntry>& entri
   auto all = nlohmann::json::array();
   for (const auto& entry : entries) {
     const auto& r = entry.report;
-    nlohmann::json item = {{"sampler", r.sampler},         {"params", entry.params},
-                           {"data", r.data},               {"data_description", r.data_description},
-                           {"deterministic", r.deterministic}, {"passed", r.passed()},
-                           {"rows", nlohmann::json::array()}, {"checks", nlohmann::json::array()}};
+    nlohmann::json item = {{"sampler", r.sampler},
+                           {"params", entry.params},
+                           {"data", r.data},
+                           {"data_description", r.data_description},
+                           {"deterministic", r.deterministic},
+                           {"passed", r.passed()},
+                           {"rows", nlohmann::json::array()},
+                           {"checks", nlohmann::json::array()}};
     for (const auto& row : r.rows)
       item["rows"].push_back({{"steps", row.steps},
                               {"nfe", row.nfe},

@@ -12,7 +12,8 @@ Conditioning concat_batches(const Conditioning& a, const Conditioning& b) {
       throw Error(std::string("cannot batch conditioning: '") + what + "' is given for only one of the two");
     return x.defined() ? torch::cat({x, y}) : torch::Tensor();
   };
-  return Conditioning{cat(a.context, b.context, "context"), cat(a.concat, b.concat, "concat"), cat(a.y, b.y, "y")};
+  return Conditioning{cat(a.context, b.context, "context"), cat(a.concat, b.concat, "concat"),
+                      cat(a.y, b.y, "y")};
 }
 
 }  // namespace latentlab

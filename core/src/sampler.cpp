@@ -79,28 +79,29 @@ std::vector<std::int64_t> ascending_times(std::int64_t num_steps, std::int64_t s
 
 }  // namespace
 
-std::vector<std::int64_t> discretize(std::int64_t num_steps, std::int64_t steps, Discretization discretization) {
+std::vector<std::int64_t> discretize(std::int64_t num_steps, std::int64_t steps,
+                                     Discretization discretization) {
   const std::string what = std::string("discretization '") + to_string(discretization) + "'";
   if (steps < 1) throw ConfigError("steps: must be >= 1, got " + std::to_string(steps));
   if (steps > num_steps)
     throw ConfigError("steps: " + std::to_string(steps) + " sampling steps on a schedule with T = " +
                       std::to_string(num_steps) + "; use at most " + std::to_string(num_steps));
   auto times = ascending_times(num_steps, steps, discretization);
-  const bool distinct = std::adjacent_find(times.begin(), times.end(), [](auto a, auto b) { return a >= b; }) ==
-                        times.end();
+  const bool distinct =
+      std::adjacent_find(times.begin(), times.end(), [](auto a, auto b) { return a >= b; }) == times.end();
   if (!distinct || times.front() < 1) {
     // Name the largest budget that works, so the message says what to do.
     std::int64_t largest = steps - 1;
     while (largest > 1) {
       const auto smaller = ascending_times(num_steps, largest, discretization);
-      if (smaller.front() >= 1 &&
-          std::adjacent_find(smaller.begin(), smaller.end(), [](auto a, auto b) { return a >= b; }) == smaller.end())
+      if (smaller.front() >= 1 && std::adjacent_find(smaller.begin(), smaller.end(),
+                                                     [](auto a, auto b) { return a >= b; }) == smaller.end())
         break;
       --largest;
     }
-    throw ConfigError(what + " gives repeated times for " + std::to_string(steps) + " steps with T = " +
-                      std::to_string(num_steps) + "; use at most " + std::to_string(largest) +
-                      " steps, or discretization 'linspace' or 'trailing'");
+    throw ConfigError(what + " gives repeated times for " + std::to_string(steps) +
+                      " steps with T = " + std::to_string(num_steps) + "; use at most " +
+                      std::to_string(largest) + " steps, or discretization 'linspace' or 'trailing'");
   }
   std::reverse(times.begin(), times.end());
   return times;

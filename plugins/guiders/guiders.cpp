@@ -71,7 +71,8 @@ void register_factories(Registrar& registrar) {
       ParamSchema()
           .number("scale", 1.0, "guidance scale s (1: the conditional model, 0: the unconditional one)",
                   Range::any())
-          .number("rescale", 0.0, "guidance rescale phi (Lin et al. 2023); 0 is off", Range::closed(0.0, 1.0)),
+          .number("rescale", 0.0, "guidance rescale phi (Lin et al. 2023); 0 is off",
+                  Range::closed(0.0, 1.0)),
       [](const Params& params) { return std::make_unique<ClassifierFree>(params); });
   registrar.add<Guider>("posthoc",
                         "post-hoc image guidance (Appendix C, Eq. 16-17) through x0_hat, the decoder and a "

@@ -34,7 +34,9 @@ class PostHoc : public Guider {
         max_grad_rms_(params.get_float("max_grad_rms")),
         through_model_(params.get_bool("through_model")) {
     const auto name = params.get_string("transform");
-    transform_ = name == "downsample" ? Transform::Downsample : name == "mask" ? Transform::Mask : Transform::Identity;
+    transform_ = name == "downsample" ? Transform::Downsample
+                 : name == "mask"     ? Transform::Mask
+                                      : Transform::Identity;
   }
 
   EpsFn guide(GuidanceInputs inputs) const override {
@@ -47,9 +49,12 @@ class PostHoc : public Guider {
                                     : transform_ == Transform::Mask ? "the image whose known pixels are kept"
                                                                     : "the image to move towards"));
     if (transform_ == Transform::Mask && !inputs.mask.defined())
-      throw ConfigError("guider 'posthoc' with transform 'mask' needs a mask (`--mask IMAGE`, white = known)");
+      throw ConfigError(
+          "guider 'posthoc' with transform 'mask' needs a mask (`--mask IMAGE`, white = known)");
     if (!inputs.decode) inputs.decode = [](const torch::Tensor& z) { return z; };
-    return [self = *this, inputs](const torch::Tensor& z_t, std::int64_t t) { return self.guided(inputs, z_t, t); };
+    return [self = *this, inputs](const torch::Tensor& z_t, std::int64_t t) {
+      return self.guided(inputs, z_t, t);
+    };
   }
 
  private:
@@ -58,7 +63,8 @@ class PostHoc : public Guider {
       case Transform::Downsample:
         if (x.dim() != 4 || x.size(2) % factor_ != 0 || x.size(3) % factor_ != 0)
           throw ConfigError("guider 'posthoc': downsampling by factor " + std::to_string(factor_) +
-                            " needs decoded images [B, C, H, W] with H and W divisible by it; got " + shape_of(x));
+                            " needs decoded images [B, C, H, W] with H and W divisible by it; got " +
+                            shape_of(x));
         return torch::avg_pool2d(x, {factor_, factor_});  // area downsampling
       case Transform::Mask:
         return x * mask.to(x.device(), x.scalar_type());
@@ -89,8 +95,9 @@ class PostHoc : public Guider {
       if (transform_ == Transform::Mask) target = target * inputs.mask.to(observed.device(), dtype);
       if (target.dim() != observed.dim() || (target.size(0) != observed.size(0) && target.size(0) != 1) ||
           !std::equal(target.sizes().begin() + 1, target.sizes().end(), observed.sizes().begin() + 1))
-        throw ConfigError("guider 'posthoc': the target y has shape " + shape_of(target) + " but T(D(z0_hat)) has " +
-                          shape_of(observed) + "; give y at the transformed size ([1 or B, C, H/" +
+        throw ConfigError("guider 'posthoc': the target y has shape " + shape_of(target) +
+                          " but T(D(z0_hat)) has " + shape_of(observed) +
+                          "; give y at the transformed size ([1 or B, C, H/" +
                           std::to_string(transform_ == Transform::Downsample ? factor_ : 1) + ", W/...])");
       // Eq. 17, summed over the batch: each sample's gradient is that of its own log-likelihood.
       const auto log_p = -0.5 * (target - observed).pow(2).sum() / variance_;
@@ -126,8 +133,9 @@ ParamSchema posthoc_schema() {
       .number("max_grad_rms", 1.0,
               "clip each sample's guidance term sigma_t grad log p to this root-mean-square (0: no clipping)",
               Range::at_least(0.0))
-      .boolean("through_model", true,
-               "differentiate through eps_theta in z0_hat (exact); false treats eps_theta as constant (cheaper)");
+      .boolean(
+          "through_model", true,
+          "differentiate through eps_theta in z0_hat (exact); false treats eps_theta as constant (cheaper)");
 }
 
 std::unique_ptr<Guider> make_posthoc(const Params& params) {

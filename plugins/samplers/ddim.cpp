@@ -72,7 +72,8 @@ class Ddim : public Sampler {
       const double c2 = eta_ * eta_ * in.schedule.sigma2_ts(t, s) * grid.sigma[k + 1] * grid.sigma[k + 1] /
                         (grid.sigma[k] * grid.sigma[k]);
       const auto x0 = x0_at(grid, i, z, eps_hat);
-      z = grid.alpha[k + 1] * x0 + std::sqrt(std::max(0.0, grid.sigma[k + 1] * grid.sigma[k + 1] - c2)) * eps_hat +
+      z = grid.alpha[k + 1] * x0 +
+          std::sqrt(std::max(0.0, grid.sigma[k + 1] * grid.sigma[k + 1] - c2)) * eps_hat +
           std::sqrt(c2) * standard_normal(z, in.generator);
     }
     return SamplerResult{z, grid.size(), grid.times.front(), grid.last_time()};
@@ -99,8 +100,8 @@ void register_ddim_family(Registrar& registrar) {
   add_discretization(ddim_schema)
       .number("eta", 0.0, "stochasticity: 0 deterministic (the probability-flow ODE), 1 the ancestral step",
               Range::closed(0.0, 1.0));
-  registrar.add<Sampler>("ddim", "DDIM (Song et al. 2021); deterministic at eta = 0; 1 NFE per step", ddim_schema,
-                         [](const Params& params) { return std::make_unique<Ddim>(params); });
+  registrar.add<Sampler>("ddim", "DDIM (Song et al. 2021); deterministic at eta = 0; 1 NFE per step",
+                         ddim_schema, [](const Params& params) { return std::make_unique<Ddim>(params); });
 }
 
 }  // namespace latentlab::samplers

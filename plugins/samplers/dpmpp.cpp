@@ -51,10 +51,11 @@ class DpmSolverPP2M : public Sampler {
 void register_dpmpp(Registrar& registrar) {
   ParamSchema schema;
   add_discretization(schema);
-  registrar.add<Sampler>("dpmpp_2m",
-                         "DPM-Solver++(2M): second-order multistep in log-SNR on the data prediction, first-order "
-                         "final step; 1 NFE per step",
-                         schema, [](const Params& params) { return std::make_unique<DpmSolverPP2M>(params); });
+  registrar.add<Sampler>(
+      "dpmpp_2m",
+      "DPM-Solver++(2M): second-order multistep in log-SNR on the data prediction, first-order "
+      "final step; 1 NFE per step",
+      schema, [](const Params& params) { return std::make_unique<DpmSolverPP2M>(params); });
 }
 
 }  // namespace latentlab::samplers

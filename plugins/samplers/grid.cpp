@@ -29,12 +29,14 @@ Discretization discretization_param(const Params& params) {
   return discretization_from_string(params.get_string("discretization"));
 }
 
-torch::Tensor x0_at(const Grid& grid, std::int64_t i, const torch::Tensor& z_t, const torch::Tensor& eps_hat) {
+torch::Tensor x0_at(const Grid& grid, std::int64_t i, const torch::Tensor& z_t,
+                    const torch::Tensor& eps_hat) {
   const auto k = static_cast<std::size_t>(i);
   return (z_t - grid.sigma[k] * eps_hat) / std::max(grid.alpha[k], kMinAlpha);
 }
 
-torch::Tensor ddim_step(const Grid& grid, std::int64_t i, const torch::Tensor& z_t, const torch::Tensor& eps_hat) {
+torch::Tensor ddim_step(const Grid& grid, std::int64_t i, const torch::Tensor& z_t,
+                        const torch::Tensor& eps_hat) {
   const auto s = static_cast<std::size_t>(i) + 1;
   const auto x0 = x0_at(grid, i, z_t, eps_hat);
   if (grid.times[s] == 0) return x0;

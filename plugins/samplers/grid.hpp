@@ -31,7 +31,8 @@ Discretization discretization_param(const Params& params);
 
 // The deterministic DDIM step (Song et al. 2021, Eq. 12 with sigma = 0) from grid index i to i + 1
 // with noise prediction eps_hat: z_s = alpha_s x0_hat + sigma_s eps_hat.
-torch::Tensor ddim_step(const Grid& grid, std::int64_t i, const torch::Tensor& z_t, const torch::Tensor& eps_hat);
+torch::Tensor ddim_step(const Grid& grid, std::int64_t i, const torch::Tensor& z_t,
+                        const torch::Tensor& eps_hat);
 
 // x0_hat = (z_t - sigma_t eps_hat) / alpha_t at grid index i.
 torch::Tensor x0_at(const Grid& grid, std::int64_t i, const torch::Tensor& z_t, const torch::Tensor& eps_hat);

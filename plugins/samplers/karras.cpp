@@ -10,7 +10,9 @@
 namespace latentlab::samplers {
 namespace {
 
-double sigma_ratio(const Grid& grid, std::size_t k) { return grid.sigma_ratio[k]; }
+double sigma_ratio(const Grid& grid, std::size_t k) {
+  return grid.sigma_ratio[k];
+}
 
 // Euler: x_s = x_t + (sigma'_s - sigma'_t) eps_hat. Algebraically the same as DDIM with eta = 0.
 // Heun (Karras Alg. 1): the Euler step, eps_hat at its end, and the trapezoidal rule with both; the
@@ -82,11 +84,13 @@ void register_karras(Registrar& registrar) {
   registrar.add<Sampler>("euler",
                          "Euler on the probability-flow ODE in sigma_t/alpha_t (Karras et al. 2022); equals "
                          "ddim at eta 0; 1 NFE per step",
-                         ode_schema, [](const Params& params) { return std::make_unique<KarrasOde>(params, false); });
-  registrar.add<Sampler>("heun",
-                         "Heun's second-order method on the probability-flow ODE (Karras et al. 2022, Alg. 1); "
-                         "2 NFE per step, 1 on the last",
-                         ode_schema, [](const Params& params) { return std::make_unique<KarrasOde>(params, true); });
+                         ode_schema,
+                         [](const Params& params) { return std::make_unique<KarrasOde>(params, false); });
+  registrar.add<Sampler>(
+      "heun",
+      "Heun's second-order method on the probability-flow ODE (Karras et al. 2022, Alg. 1); "
+      "2 NFE per step, 1 on the last",
+      ode_schema, [](const Params& params) { return std::make_unique<KarrasOde>(params, true); });
   ParamSchema ancestral_schema;
   add_discretization(ancestral_schema)
       .number("eta", 1.0, "share of each step's variance that is fresh noise (1: ancestral, 0: euler)",
@@ -95,7 +99,8 @@ void register_karras(Registrar& registrar) {
   registrar.add<Sampler>("euler_ancestral",
                          "Euler ancestral in sigma_t/alpha_t (k-diffusion); eta 1 matches ddpm's posterior "
                          "variance; 1 NFE per step",
-                         ancestral_schema, [](const Params& params) { return std::make_unique<EulerAncestral>(params); });
+                         ancestral_schema,
+                         [](const Params& params) { return std::make_unique<EulerAncestral>(params); });
 }
 
 }  // namespace latentlab::samplers

@@ -60,10 +60,11 @@ class Plms : public Sampler {
 void register_plms(Registrar& registrar) {
   ParamSchema schema;
   add_discretization(schema);
-  registrar.add<Sampler>("plms",
-                         "pseudo linear multistep (PNDM) as in LDM: 4th-order Adams-Bashforth on eps_hat with a "
-                         "Heun warm-up; N + 1 NFE for N >= 2 steps",
-                         schema, [](const Params& params) { return std::make_unique<Plms>(params); });
+  registrar.add<Sampler>(
+      "plms",
+      "pseudo linear multistep (PNDM) as in LDM: 4th-order Adams-Bashforth on eps_hat with a "
+      "Heun warm-up; N + 1 NFE for N >= 2 steps",
+      schema, [](const Params& params) { return std::make_unique<Plms>(params); });
 }
 
 }  // namespace latentlab::samplers

@@ -4,8 +4,8 @@
 
 #include <array>
 #include <cstdio>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace {
 
@@ -211,8 +211,10 @@ TEST(Cli, PluginsListJsonStaysCleanWhenAPluginPrintsWhileLoading) {
 }
 
 TEST(Cli, SamplersCheckOneSamplerAsJson) {
-  const auto r = run(
-      "samplers check --sampler heun --data gaussian --steps 10,20 --samples 64 --tolerance 0.05 --format json", false);
+  const auto r =
+      run("samplers check --sampler heun --data gaussian --steps 10,20 --samples 64 --tolerance 0.05 "
+          "--format json",
+          false);
   ASSERT_EQ(r.status, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 1u);
@@ -222,7 +224,9 @@ TEST(Cli, SamplersCheckOneSamplerAsJson) {
   EXPECT_GT(j[0]["rows"][1]["order"].get<double>(), 1.5);
   EXPECT_TRUE(j[0]["rows"][0]["order"].is_null());
   // A loose tolerance at 20 steps fails the accuracy check: exit 1.
-  EXPECT_EQ(run("samplers check --sampler ddim --data gaussian --steps 10,20 --samples 64 --tolerance 1e-6").status, 1);
+  EXPECT_EQ(
+      run("samplers check --sampler ddim --data gaussian --steps 10,20 --samples 64 --tolerance 1e-6").status,
+      1);
   // Bad input: exit 2 with the fix.
   const auto bad = run("samplers check --sampler dddim");
   EXPECT_EQ(bad.status, 2);
@@ -246,12 +250,26 @@ TEST(Cli, PluginsListAsJsonAndByDefault) {
   std::set<std::string> names;
   for (const auto& plugin : parsed["plugins"])
     names.insert(plugin["kind"].get<std::string>() + "/" + plugin["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"dataset/fashion-mnist", "dataset/image-folder", "guider/cfg",
-                                          "guider/none", "guider/posthoc", "sampler/ddim", "sampler/ddpm",
-                                          "sampler/dpmpp_2m", "sampler/euler", "sampler/euler_ancestral",
-                                          "sampler/heun", "sampler/plms", "schedule/cosine", "schedule/custom",
-                                          "schedule/linear", "schedule/sqrt_linear", "weighting/elbo",
-                                          "weighting/min_snr", "weighting/unweighted", "weighting/x0"}));
+  EXPECT_EQ(names, (std::set<std::string>{"dataset/fashion-mnist",
+                                          "dataset/image-folder",
+                                          "guider/cfg",
+                                          "guider/none",
+                                          "guider/posthoc",
+                                          "sampler/ddim",
+                                          "sampler/ddpm",
+                                          "sampler/dpmpp_2m",
+                                          "sampler/euler",
+                                          "sampler/euler_ancestral",
+                                          "sampler/heun",
+                                          "sampler/plms",
+                                          "schedule/cosine",
+                                          "schedule/custom",
+                                          "schedule/linear",
+                                          "schedule/sqrt_linear",
+                                          "weighting/elbo",
+                                          "weighting/min_snr",
+                                          "weighting/unweighted",
+                                          "weighting/x0"}));
   EXPECT_TRUE(parsed["not_loaded"].empty());
   EXPECT_EQ(run("plugins list linear").status, 2);
 }

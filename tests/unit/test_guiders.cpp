@@ -113,7 +113,8 @@ struct PostHocSetup {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(5);
     const auto z_T = at::randn({64, 1, 8, 8}, generator, kF64);
     const auto eps = guider.guide(inputs());
-    const auto result = make_builtin<Sampler>("ddim")->sample(SamplerInput{eps, *schedule, 30, z_T, generator});
+    const auto result =
+        make_builtin<Sampler>("ddim")->sample(SamplerInput{eps, *schedule, 30, z_T, generator});
     if (z0_out != nullptr) *z0_out = result.z0;
     return (y - observe(decode(result.z0))).flatten(1).norm(2, 1);
   }
@@ -125,8 +126,8 @@ TEST(PostHoc, GuidedSamplesMatchTheObservationBetter) {
   const auto unguided = setup.residuals(*make_builtin<Guider>("none"), &unguided_z0);
   for (const bool through_model : {true, false}) {
     const auto guided = setup.residuals(
-        *make_builtin<Guider>("posthoc", {{"scale", 2.0}, {"factor", 2}, {"variance", 0.05},
-                                          {"through_model", through_model}}),
+        *make_builtin<Guider>(
+            "posthoc", {{"scale", 2.0}, {"factor", 2}, {"variance", 0.05}, {"through_model", through_model}}),
         &guided_z0);
     // Exact gradients (through eps_theta) steer much better than treating eps_theta as constant, whose
     // gradient through x0_hat = z_t / alpha_t overshoots at high noise and is clipped.
@@ -152,8 +153,9 @@ TEST(PostHoc, TheSignRaisesTheLikelihood) {
       return -0.5 * (setup.y - PostHocSetup::observe(PostHocSetup::decode(x0))).pow(2).sum().item<double>();
     };
     const auto plain = setup.model()(z, t, {});
-    const auto guided = make_builtin<Guider>("posthoc", {{"scale", 0.05}, {"factor", 2}, {"max_grad_rms", 0.0}})
-                            ->guide(setup.inputs())(z, t);
+    const auto guided =
+        make_builtin<Guider>("posthoc", {{"scale", 0.05}, {"factor", 2}, {"max_grad_rms", 0.0}})
+            ->guide(setup.inputs())(z, t);
     EXPECT_GT(log_p(guided), log_p(plain)) << "t = " << t;
     EXPECT_LT(log_p(plain + (guided - plain) * -1.0), log_p(plain)) << "t = " << t;
   }
@@ -164,9 +166,10 @@ TEST(PostHoc, ClipsTheGuidanceTerm) {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(2);
   const auto z = at::randn({4, 1, 8, 8}, generator, kF64);
   const auto plain = setup.model()(z, 900, {});
-  const auto guided = make_builtin<Guider>("posthoc", {{"scale", 1.0}, {"factor", 2}, {"variance", 1e-4},
-                                                       {"max_grad_rms", 0.5}})
-                          ->guide(setup.inputs())(z, 900);
+  const auto guided =
+      make_builtin<Guider>("posthoc",
+                           {{"scale", 1.0}, {"factor", 2}, {"variance", 1e-4}, {"max_grad_rms", 0.5}})
+          ->guide(setup.inputs())(z, 900);
   const auto rms = (guided - plain).pow(2).mean({1, 2, 3}).sqrt();
   EXPECT_TRUE(torch::allclose(rms, torch::full_like(rms, 0.5), 1e-9, 1e-9)) << rms;
 }
@@ -180,12 +183,14 @@ TEST(PostHoc, MaskAndIdentityTransforms) {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto z = at::randn({2, 1, 8, 8}, generator, kF64);
   const auto plain = setup.model()(z, 500, {});
-  const auto guided = make_builtin<Guider>("posthoc", {{"transform", "mask"}, {"max_grad_rms", 0.0}})
-                          ->guide(inputs)(z, 500);
+  const auto guided =
+      make_builtin<Guider>("posthoc", {{"transform", "mask"}, {"max_grad_rms", 0.0}})->guide(inputs)(z, 500);
   using torch::indexing::Slice;
   // The unknown half gets no guidance (the decoder is pointwise here).
-  EXPECT_TRUE(torch::allclose(guided.index({Slice(), Slice(), Slice(4, 8)}), plain.index({Slice(), Slice(), Slice(4, 8)})));
-  EXPECT_FALSE(torch::allclose(guided.index({Slice(), Slice(), Slice(0, 4)}), plain.index({Slice(), Slice(), Slice(0, 4)})));
+  EXPECT_TRUE(torch::allclose(guided.index({Slice(), Slice(), Slice(4, 8)}),
+                              plain.index({Slice(), Slice(), Slice(4, 8)})));
+  EXPECT_FALSE(torch::allclose(guided.index({Slice(), Slice(), Slice(0, 4)}),
+                               plain.index({Slice(), Slice(), Slice(0, 4)})));
   inputs.mask = torch::Tensor();
   EXPECT_NO_THROW(make_builtin<Guider>("posthoc", {{"transform", "identity"}})->guide(inputs)(z, 500));
 }

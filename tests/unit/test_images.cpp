@@ -18,16 +18,17 @@ std::filesystem::path temp_dir(const std::string& name) {
 
 TEST(Npy, RoundTripsEveryDtypeWithAnAlignedHeader) {
   const auto dir = temp_dir("npy");
-  for (const auto& tensor : {torch::arange(24, torch::kFloat32).view({2, 3, 4}) - 7.5,
-                             torch::linspace(-1, 1, 5, torch::kFloat64), torch::arange(6, torch::kInt64).view({3, 2}),
-                             torch::arange(7, torch::kUInt8)}) {
+  for (const auto& tensor :
+       {torch::arange(24, torch::kFloat32).view({2, 3, 4}) - 7.5, torch::linspace(-1, 1, 5, torch::kFloat64),
+        torch::arange(6, torch::kInt64).view({3, 2}), torch::arange(7, torch::kUInt8)}) {
     const auto path = dir / "a.npy";
     io::write_npy(path, tensor);
     EXPECT_TRUE(torch::equal(io::read_npy(path), tensor));
     std::ifstream in(path, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
     ASSERT_EQ(bytes.compare(0, 6, "\x93NUMPY"), 0);
-    const std::size_t header = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
+    const std::size_t header = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9])
+                                                                          << 8;
     EXPECT_EQ((10 + header) % 64, 0u);  // NumPy aligns the data to 64 bytes
     EXPECT_EQ(bytes.size(), 10 + header + tensor.nbytes());
     EXPECT_NE(bytes.find("'fortran_order': False"), std::string::npos);
@@ -57,12 +58,13 @@ TEST(Npy, CorruptFilesAreClearErrors) {
 TEST(PngGrid, WritesAReadableGrid) {
   const auto dir = temp_dir("png");
   // Three 4x4 RGB images: black, white, mid-grey; 2 columns, 2-pixel borders -> 14 x 14.
-  auto images = torch::stack({torch::full({3, 4, 4}, -1.0), torch::full({3, 4, 4}, 1.0), torch::zeros({3, 4, 4})});
+  auto images =
+      torch::stack({torch::full({3, 4, 4}, -1.0), torch::full({3, 4, 4}, 1.0), torch::zeros({3, 4, 4})});
   io::write_png_grid(dir / "grid.png", images, 2);
   const auto back = io::read_image(dir / "grid.png", 3);
   ASSERT_EQ(back.sizes(), (std::vector<std::int64_t>{1, 3, 14, 14}));
-  EXPECT_FLOAT_EQ(back[0][0][2][2].item<float>(), -1.0f);           // first image
-  EXPECT_FLOAT_EQ(back[0][1][2][8].item<float>(), 1.0f);            // second image
+  EXPECT_FLOAT_EQ(back[0][0][2][2].item<float>(), -1.0f);            // first image
+  EXPECT_FLOAT_EQ(back[0][1][2][8].item<float>(), 1.0f);             // second image
   EXPECT_NEAR(back[0][2][8][2].item<float>(), 0.0f, 1.0f / 127.5f);  // third image: 127.5 rounds to 128
   EXPECT_THROW(io::read_image(dir / "missing.png", 3), Error);
   std::ofstream(dir / "bad.png") << "not a png";

@@ -24,7 +24,8 @@ std::shared_ptr<Schedule> linear_schedule() {
   return make_builtin<Schedule>("linear");
 }
 
-std::shared_ptr<Sampler> sampler(const std::string& name, const nlohmann::json& params = nlohmann::json::object()) {
+std::shared_ptr<Sampler> sampler(const std::string& name,
+                                 const nlohmann::json& params = nlohmann::json::object()) {
   return make_builtin<Sampler>(name, params);
 }
 
@@ -59,7 +60,8 @@ TEST(Discretize, QuadLinspaceTrailing) {
   const auto trailing = discretize(1000, 10, Discretization::Trailing);
   EXPECT_EQ(trailing.front(), 1000);
   EXPECT_EQ(trailing.back(), 100);
-  for (auto d : {Discretization::Uniform, Discretization::Quad, Discretization::Linspace, Discretization::Trailing}) {
+  for (auto d :
+       {Discretization::Uniform, Discretization::Quad, Discretization::Linspace, Discretization::Trailing}) {
     for (std::int64_t n : {1, 2, 7, d == Discretization::Quad ? 9 : 50}) {
       const auto t = discretize(100, n, d);
       ASSERT_EQ(static_cast<std::int64_t>(t.size()), n) << to_string(d);
@@ -172,13 +174,14 @@ TEST(AnalyticData, MomentsMatchSamples) {
 // ---- the samplers on the Gaussian ----
 
 TEST(Samplers, DdimIsTheExactEulerProductAndCloseToTheFlowAt1000Steps) {
-  // On N(mu, s^2 I), DDIM's step multiplies x - mu by 1 + (sigma'_s - sigma'_t) sigma'_t / (s^2 + sigma'_t^2),
-  // and its last step gives mu + (x - mu) s^2 / (s^2 + sigma'^2). Computed here with scalars.
+  // On N(mu, s^2 I), DDIM's step multiplies x - mu by 1 + (sigma'_s - sigma'_t) sigma'_t / (s^2 +
+  // sigma'_t^2), and its last step gives mu + (x - mu) s^2 / (s^2 + sigma'^2). Computed here with scalars.
   const auto schedule = linear_schedule();
   const double s = 0.5;
   const GaussianData gaussian(torch::linspace(-1, 1, 16, kF64), s);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(4);
-  const auto z_T = gaussian.sample(256, schedule->sigma(1000) / schedule->alpha(1000), generator) * schedule->alpha(1000);
+  const auto z_T =
+      gaussian.sample(256, schedule->sigma(1000) / schedule->alpha(1000), generator) * schedule->alpha(1000);
   const auto result = run(*sampler("ddim"), *schedule, gaussian.eps_fn(*schedule), 1000, z_T);
   EXPECT_EQ(result.nfe, 1000);
   EXPECT_EQ(result.start_t, 1000);
@@ -241,11 +244,11 @@ TEST(Samplers, DpmSolverBeatsDdimAt20Steps) {
 }
 
 TEST(Samplers, StochasticSamplersMatchTheDataMomentsAtTSteps) {
-  for (const auto& [name, params] : std::vector<std::pair<std::string, nlohmann::json>>{
-           {"ddpm", nlohmann::json::object()},
-           {"ddpm", {{"variance", "upper"}}},
-           {"euler_ancestral", nlohmann::json::object()},
-           {"ddim", {{"eta", 1.0}}}}) {
+  for (const auto& [name, params] :
+       std::vector<std::pair<std::string, nlohmann::json>>{{"ddpm", nlohmann::json::object()},
+                                                           {"ddpm", {{"variance", "upper"}}},
+                                                           {"euler_ancestral", nlohmann::json::object()},
+                                                           {"ddim", {{"eta", 1.0}}}}) {
     const auto report = bench(name, params, {1000}, "gaussian", 8192);
     EXPECT_FALSE(report.deterministic) << name;
     EXPECT_TRUE(report.passed()) << name << " " << params.dump() << ": " << report.checks.back().detail;
@@ -257,7 +260,8 @@ TEST(Samplers, EverySamplerPassesTheBenchAndIsDeterministicUnderASeed) {
     if (entry.info.kind != Sampler::kKind) continue;
     const auto report = bench(entry.info.name, nlohmann::json::object(), {10, 1000}, "mixture", 4096);
     EXPECT_TRUE(report.passed()) << entry.info.name;
-    for (const auto& check : report.checks) EXPECT_TRUE(check.passed) << entry.info.name << ": " << check.name;
+    for (const auto& check : report.checks)
+      EXPECT_TRUE(check.passed) << entry.info.name << ": " << check.name;
   }
 }
 
@@ -272,8 +276,10 @@ TEST(Samplers, EquivalentFormulationsAgree) {
                               run(*sampler("ddim"), *schedule, eps, 25, z_T).z0, 1e-10, 1e-10));
   // DDIM at eta 1, ddpm with the posterior variance and Euler ancestral at eta 1 are one ancestral step.
   const auto ddpm = run(*sampler("ddpm"), *schedule, eps, 25, z_T, 11).z0;
-  EXPECT_TRUE(torch::allclose(run(*sampler("ddim", {{"eta", 1.0}}), *schedule, eps, 25, z_T, 11).z0, ddpm, 1e-9, 1e-9));
-  EXPECT_TRUE(torch::allclose(run(*sampler("euler_ancestral"), *schedule, eps, 25, z_T, 11).z0, ddpm, 1e-9, 1e-9));
+  EXPECT_TRUE(torch::allclose(run(*sampler("ddim", {{"eta", 1.0}}), *schedule, eps, 25, z_T, 11).z0, ddpm,
+                              1e-9, 1e-9));
+  EXPECT_TRUE(
+      torch::allclose(run(*sampler("euler_ancestral"), *schedule, eps, 25, z_T, 11).z0, ddpm, 1e-9, 1e-9));
 }
 
 // ---- Eq. 11-12 ----
@@ -303,7 +309,8 @@ TEST(Samplers, DdpmStepIsTheGaussianPosterior) {
     const double n = static_cast<double>(z_T.size(0));
     const double expected_variance = std::string(choice) == "upper" ? s2_ts : variance;
     EXPECT_NEAR(z_s.mean().item<double>(), mean, 5 * std::sqrt(expected_variance / n)) << choice;
-    EXPECT_NEAR(z_s.var().item<double>(), expected_variance, 5 * expected_variance * std::sqrt(2.0 / n)) << choice;
+    EXPECT_NEAR(z_s.var().item<double>(), expected_variance, 5 * expected_variance * std::sqrt(2.0 / n))
+        << choice;
   }
 }
 
@@ -316,7 +323,8 @@ TEST(Samplers, NoiseComesFromTheGivenGenerator) {
   EXPECT_TRUE(torch::equal(a, run(*sampler("ddpm"), *schedule, eps, 10, z_T, 1).z0));
   EXPECT_FALSE(torch::equal(a, run(*sampler("ddpm"), *schedule, eps, 10, z_T, 2).z0));
   // float32 latents stay float32.
-  EXPECT_EQ(run(*sampler("ddpm"), *schedule, eps, 10, z_T.to(torch::kFloat32), 1).z0.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(run(*sampler("ddpm"), *schedule, eps, 10, z_T.to(torch::kFloat32), 1).z0.scalar_type(),
+            torch::kFloat32);
 }
 
 // ---- the bench catches broken samplers ----
@@ -335,7 +343,8 @@ class TooNoisySampler : public Sampler {
         break;
       }
       const auto s = grid[i + 1];
-      const double variance = 2.0 * in.schedule.sigma2_ts(t, s) * in.schedule.sigma2(s) / in.schedule.sigma2(t);
+      const double variance =
+          2.0 * in.schedule.sigma2_ts(t, s) * in.schedule.sigma2(s) / in.schedule.sigma2(t);
       z = in.schedule.alpha_ts(t, s) * in.schedule.sigma2(s) / in.schedule.sigma2(t) * z +
           in.schedule.alpha(s) * in.schedule.sigma2_ts(t, s) / in.schedule.sigma2(t) * x0 +
           std::sqrt(variance) * standard_normal(z, in.generator);
@@ -376,7 +385,8 @@ class WrongSignSampler : public Sampler {
     for (std::size_t i = 0; i < grid.size(); ++i) {
       const auto eps = -in.eps(z, grid[i]);
       const auto x0 = (z - in.schedule.sigma(grid[i]) * eps) / in.schedule.alpha(grid[i]);
-      z = i + 1 < grid.size() ? in.schedule.alpha(grid[i + 1]) * x0 + in.schedule.sigma(grid[i + 1]) * eps : x0;
+      z = i + 1 < grid.size() ? in.schedule.alpha(grid[i + 1]) * x0 + in.schedule.sigma(grid[i + 1]) * eps
+                              : x0;
     }
     return SamplerResult{z, static_cast<std::int64_t>(grid.size()), grid.front(), grid.back()};
   }
@@ -391,10 +401,12 @@ TEST(SamplerBench, FailsBrokenSamplers) {
   const auto too_noisy = sampling::bench_sampler(TooNoisySampler(), "too-noisy", *schedule, *data, options);
   EXPECT_FALSE(too_noisy.deterministic);
   EXPECT_FALSE(too_noisy.passed());
-  const auto miscounting = sampling::bench_sampler(MiscountingSampler(), "miscounting", *schedule, *data, options);
+  const auto miscounting =
+      sampling::bench_sampler(MiscountingSampler(), "miscounting", *schedule, *data, options);
   ASSERT_FALSE(miscounting.checks.empty());
   EXPECT_FALSE(miscounting.checks.front().passed);
-  EXPECT_NE(miscounting.checks.front().detail.find("reported nfe 1 but called eps 2 times"), std::string::npos);
+  EXPECT_NE(miscounting.checks.front().detail.find("reported nfe 1 but called eps 2 times"),
+            std::string::npos);
   const auto shortcut = sampling::bench_sampler(ShortcutSampler(), "shortcut", *schedule, *data, options);
   EXPECT_FALSE(shortcut.passed());
   EXPECT_NE(shortcut.checks.back().detail.find("neither 0 nor the smallest t called"), std::string::npos)

@@ -30,7 +30,8 @@ LATENTLAB_API Conditioning concat_batches(const Conditioning& a, const Condition
 
 // The model's noise prediction: z_t [B, C, H, W] at step t (1..T) with conditioning of batch B ->
 // eps_hat [B, C, H, W]. Differentiable in z_t when called with grad mode on.
-using ModelFn = std::function<torch::Tensor(const torch::Tensor& z_t, std::int64_t t, const Conditioning& cond)>;
+using ModelFn =
+    std::function<torch::Tensor(const torch::Tensor& z_t, std::int64_t t, const Conditioning& cond)>;
 // The first-stage decoder D: z [B, C, h, w] -> x [B, 3, H, W], differentiable (the identity in pixel
 // space).
 using DecoderFn = std::function<torch::Tensor(const torch::Tensor& z)>;

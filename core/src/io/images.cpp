@@ -58,8 +58,14 @@ void write_png_grid(const std::filesystem::path& path, const torch::Tensor& imag
   constexpr std::int64_t border = 2;
   const auto height = rows * (h + border) + border, width = columns * (w + border) + border;
   auto canvas = torch::zeros({height, width, c}, torch::kUInt8);
-  const auto pixels = images.detach().to(torch::kCPU, torch::kFloat32).clamp(-1, 1).add(1).mul(127.5).round()
-                          .to(torch::kUInt8).permute({0, 2, 3, 1});  // [N, H, W, C]
+  const auto pixels = images.detach()
+                          .to(torch::kCPU, torch::kFloat32)
+                          .clamp(-1, 1)
+                          .add(1)
+                          .mul(127.5)
+                          .round()
+                          .to(torch::kUInt8)
+                          .permute({0, 2, 3, 1});  // [N, H, W, C]
   using torch::indexing::Slice;
   for (std::int64_t i = 0; i < n; ++i) {
     const auto top = border + (i / columns) * (h + border), left = border + (i % columns) * (w + border);
@@ -76,14 +82,16 @@ void write_png_grid(const std::filesystem::path& path, const torch::Tensor& imag
 void write_npy(const std::filesystem::path& path, const torch::Tensor& array) {
   const auto data = array.detach().to(torch::kCPU).contiguous();
   const char* descr = npy_descr(data.scalar_type());
-  if (descr == nullptr) throw Error("write_npy: unsupported dtype " + std::string(c10::toString(data.scalar_type())));
+  if (descr == nullptr)
+    throw Error("write_npy: unsupported dtype " + std::string(c10::toString(data.scalar_type())));
   std::ostringstream shape;
   shape << "(";
   // As NumPy writes it: (6, 1, 8, 8), (5,), ().
   for (std::int64_t d = 0; d < data.dim(); ++d) shape << (d > 0 ? ", " : "") << data.size(d);
   if (data.dim() == 1) shape << ",";
   shape << ")";
-  std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape.str() + ", }";
+  std::string header =
+      std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape.str() + ", }";
   // magic (6) + version (2) + length (2) + header + '\n', padded with spaces to a multiple of 64
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -120,10 +128,13 @@ torch::Tensor read_npy(const std::filesystem::path& path) {
   std::string header(length, '\0');
   if (!in.read(header.data(), static_cast<std::streamsize>(length))) throw fail("truncated header");
   std::smatch match;
-  if (!std::regex_search(header, match, std::regex("'descr':\\s*'([^']*)'"))) throw fail("no 'descr' in the header");
+  if (!std::regex_search(header, match, std::regex("'descr':\\s*'([^']*)'")))
+    throw fail("no 'descr' in the header");
   const std::string descr = match[1];
-  if (std::regex_search(header, std::regex("'fortran_order':\\s*True"))) throw fail("Fortran order is not supported");
-  if (!std::regex_search(header, match, std::regex("'shape':\\s*\\(([^)]*)\\)"))) throw fail("no 'shape' in the header");
+  if (std::regex_search(header, std::regex("'fortran_order':\\s*True")))
+    throw fail("Fortran order is not supported");
+  if (!std::regex_search(header, match, std::regex("'shape':\\s*\\(([^)]*)\\)")))
+    throw fail("no 'shape' in the header");
   std::vector<std::int64_t> shape;
   std::stringstream dims(match[1].str());
   for (std::string item; std::getline(dims, item, ',');)

@@ -84,8 +84,8 @@ EpsFn AnalyticData::eps_fn(const Schedule& schedule) const {
       throw Error("the sampler called eps_hat at t = " + std::to_string(t) + ", outside [1, " +
                   std::to_string(schedule.num_steps()) + "]");
     if (z_t.dim() != 2 || z_t.size(1) != dim())
-      throw Error("the sampler called eps_hat with shape " + shape_of(z_t) +
-                  "; the analytic data has [N, " + std::to_string(dim()) + "]");
+      throw Error("the sampler called eps_hat with shape " + shape_of(z_t) + "; the analytic data has [N, " +
+                  std::to_string(dim()) + "]");
     const double alpha = schedule.alpha(t);
     const double sigma_ratio = schedule.sigma(t) / alpha;
     return eps(z_t.to(torch::kFloat64) / alpha, sigma_ratio).to(z_t.scalar_type());
@@ -131,13 +131,16 @@ torch::Tensor GaussianData::flow(const torch::Tensor& x, double sigma_from, doub
 AnalyticData::Moments GaussianData::denoised_moments(double sigma_ratio) const {
   const double shrink = s_ * s_ / (s_ * s_ + sigma_ratio * sigma_ratio);
   const double variance = shrink * s_ * s_;
-  return Moments{mu_, torch::full({dim()}, variance, kF64), torch::full({dim()}, 3.0 * variance * variance, kF64), 0};
+  return Moments{mu_, torch::full({dim()}, variance, kF64),
+                 torch::full({dim()}, 3.0 * variance * variance, kF64), 0};
 }
 
 // ---- mixture ----
 
 MixtureData::MixtureData(torch::Tensor means, std::vector<double> weights, std::vector<double> scales)
-    : means_(means.to(torch::kFloat64).contiguous()), weights_(std::move(weights)), scales_(std::move(scales)) {
+    : means_(means.to(torch::kFloat64).contiguous()),
+      weights_(std::move(weights)),
+      scales_(std::move(scales)) {
   const auto k = static_cast<std::size_t>(means_.size(0));
   if (means_.dim() != 2 || weights_.size() != k || scales_.size() != k)
     throw Error("MixtureData: means [K, d], K weights and K scales");
@@ -165,12 +168,12 @@ torch::Tensor MixtureData::eps(const torch::Tensor& x, double sigma_ratio) const
     inverse_v[k] = 1.0 / v;
     log_prior[k] = std::log(weights_[k]) - 0.5 * d * std::log(v);
   }
-  const auto inv_v = torch::tensor(inverse_v, kF64);                                     // [K]
-  const auto squared = x.pow(2).sum(1, true) - 2.0 * x.matmul(means_.t()) +              // [N, K]
+  const auto inv_v = torch::tensor(inverse_v, kF64);                         // [K]
+  const auto squared = x.pow(2).sum(1, true) - 2.0 * x.matmul(means_.t()) +  // [N, K]
                        means_.pow(2).sum(1).unsqueeze(0);
   const auto responsibilities = torch::softmax(torch::tensor(log_prior, kF64) - 0.5 * squared * inv_v, 1);
-  const auto weighted = responsibilities * inv_v;                                        // [N, K]
-  return sigma_ratio * (x * weighted.sum(1, true) - weighted.matmul(means_));           // [N, d]
+  const auto weighted = responsibilities * inv_v;                              // [N, K]
+  return sigma_ratio * (x * weighted.sum(1, true) - weighted.matmul(means_));  // [N, d]
 }
 
 torch::Tensor MixtureData::sample(std::int64_t n, double sigma_ratio, at::Generator& generator) const {

@@ -29,8 +29,8 @@ struct Run {
 };
 
 // Runs the sampler from z_T with a generator seeded `seed`, counting eps calls.
-Run run_sampler(const Sampler& sampler, const Schedule& schedule, const AnalyticData& data, std::int64_t steps,
-                const torch::Tensor& z_T, std::uint64_t seed) {
+Run run_sampler(const Sampler& sampler, const Schedule& schedule, const AnalyticData& data,
+                std::int64_t steps, const torch::Tensor& z_T, std::uint64_t seed) {
   Run run;
   const auto exact = data.eps_fn(schedule);
   const EpsFn counted = [&](const torch::Tensor& z_t, std::int64_t t) {
@@ -47,8 +47,8 @@ Run run_sampler(const Sampler& sampler, const Schedule& schedule, const Analytic
 }
 
 // The contract of a result, as a list of problems (empty when it holds).
-std::vector<std::string> contract_problems(const Run& run, const torch::Tensor& z_T, const torch::Tensor& z_T_copy,
-                                           const Schedule& schedule) {
+std::vector<std::string> contract_problems(const Run& run, const torch::Tensor& z_T,
+                                           const torch::Tensor& z_T_copy, const Schedule& schedule) {
   std::vector<std::string> problems;
   const auto& r = run.result;
   if (!r.z0.defined()) return {"z0 is undefined"};
@@ -62,16 +62,16 @@ std::vector<std::string> contract_problems(const Run& run, const torch::Tensor& 
   if (r.z0.scalar_type() != z_T.scalar_type()) problems.push_back("z0's dtype differs from z_T's");
   if (!torch::equal(z_T, z_T_copy)) problems.push_back("the sampler changed z_T in place");
   if (r.nfe != run.calls)
-    problems.push_back("reported nfe " + std::to_string(r.nfe) + " but called eps " + std::to_string(run.calls) +
-                       " times");
+    problems.push_back("reported nfe " + std::to_string(r.nfe) + " but called eps " +
+                       std::to_string(run.calls) + " times");
   if (r.start_t < 1 || r.start_t > schedule.num_steps())
     problems.push_back("start_t " + std::to_string(r.start_t) + " is outside [1, T]");
   if (r.end_t < 0 || r.end_t >= r.start_t)
     problems.push_back("end_t " + std::to_string(r.end_t) + " is not in [0, start_t)");
   // The times it reports are the times it used: start_t its first eps call, end_t 0 or its last time.
   if (run.calls > 0 && r.start_t != run.first_t)
-    problems.push_back("start_t " + std::to_string(r.start_t) + " but the first eps call was at t = " +
-                       std::to_string(run.first_t));
+    problems.push_back("start_t " + std::to_string(r.start_t) +
+                       " but the first eps call was at t = " + std::to_string(run.first_t));
   if (run.calls > 0 && r.end_t != 0 && r.end_t != run.smallest_t)
     problems.push_back("end_t " + std::to_string(r.end_t) + " is neither 0 nor the smallest t called (" +
                        std::to_string(run.smallest_t) + ")");
@@ -99,8 +99,9 @@ bool SamplerBenchReport::passed() const {
   return std::all_of(checks.begin(), checks.end(), [](const CheckResult& c) { return c.passed; });
 }
 
-SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& sampler_name, const Schedule& schedule,
-                                 const AnalyticData& data, const SamplerBenchOptions& options) {
+SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& sampler_name,
+                                 const Schedule& schedule, const AnalyticData& data,
+                                 const SamplerBenchOptions& options) {
   if (options.samples < 2) throw ConfigError("samplers check: --samples must be >= 2");
   SamplerBenchReport report;
   report.sampler = sampler_name;
@@ -116,8 +117,8 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
   steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
   for (auto n : steps)
     if (n < 1 || n > schedule.num_steps())
-      throw ConfigError("samplers check: step budget " + std::to_string(n) + " is outside [1, T = " +
-                        std::to_string(schedule.num_steps()) + "]");
+      throw ConfigError("samplers check: step budget " + std::to_string(n) +
+                        " is outside [1, T = " + std::to_string(schedule.num_steps()) + "]");
 
   // Contract and determinism, on a small batch at the smallest budget.
   try {
@@ -126,8 +127,7 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
     const auto copy = z_T.clone();
     const auto first = run_sampler(sampler, schedule, data, steps.front(), z_T, options.seed + 1);
     const auto problems = contract_problems(first, z_T, copy, schedule);
-    report.checks.push_back(make_check(kContract,
-                                       problems.empty(), join(problems, "; ")));
+    report.checks.push_back(make_check(kContract, problems.empty(), join(problems, "; ")));
     const auto again = run_sampler(sampler, schedule, data, steps.front(), z_T, options.seed + 1);
     const bool same = torch::equal(first.result.z0, again.result.z0);
     report.checks.push_back(make_check("deterministic: the same seed gives the same z0", same,
@@ -136,7 +136,8 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
     report.deterministic = torch::equal(first.result.z0, other.result.z0);
     if (!problems.empty() || !same) return report;
   } catch (const std::exception& e) {
-    report.checks.push_back(make_check("contract: the sampler runs on [N, d] float64 latents", false, e.what()));
+    report.checks.push_back(
+        make_check("contract: the sampler runs on [N, d] float64 latents", false, e.what()));
     return report;
   }
 
@@ -155,7 +156,8 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
       if (row.start_t < 1) throw Error("the sampler never called eps");
       const double alpha_start = schedule.alpha(row.start_t);
       auto start_generator = seeded(options.seed + 100);
-      const auto z_T = alpha_start * data.sample(samples, sigma_ratio(schedule, row.start_t), start_generator);
+      const auto z_T =
+          alpha_start * data.sample(samples, sigma_ratio(schedule, row.start_t), start_generator);
       const auto copy = z_T.clone();
       const auto run = run_sampler(sampler, schedule, data, row.steps, z_T, options.seed + 1);
       const auto problems = contract_problems(run, z_T, copy, schedule);
@@ -169,12 +171,14 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
         const auto x_end = data.flow(z_T / alpha_start, sigma_ratio(schedule, row.start_t), sigma_end);
         const auto exact = data.denoise(x_end, sigma_end);
         row.error = ((z0 - exact).norm() / exact.norm()).item<double>();
-        if (i > 0 && steps[i] == 2 * steps[i - 1]) row.order = std::log2(report.rows.back().error / row.error);
+        if (i > 0 && steps[i] == 2 * steps[i - 1])
+          row.order = std::log2(report.rows.back().error / row.error);
       } else {
         // What the sampler should produce: the data at end_t = 0, else the x0 estimate at end_t (whose
         // variance is smaller); a Monte Carlo reference adds its own sampling error.
         const auto truth = data.denoised_moments(sigma_end);
-        const double inverse_n = 1.0 / n + (truth.samples > 0 ? 1.0 / static_cast<double>(truth.samples) : 0.0);
+        const double inverse_n =
+            1.0 / n + (truth.samples > 0 ? 1.0 / static_cast<double>(truth.samples) : 0.0);
         const auto mean_abs = (z0.mean(0) - truth.mean).abs();
         const auto variance_abs = (z0.var(0) - truth.variance).abs();
         row.mean_error = mean_abs.max().item<double>();
@@ -203,11 +207,10 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
                                            sci(last.error) + " at " + std::to_string(last.steps)));
   } else {
     const std::string at = " at " + std::to_string(last.steps) + " steps";
-    report.checks.push_back(make_check("sample mean within " + format_number(options.z_bound) +
-                                           " standard errors of the exact mean" + at,
-                                       last.mean_z <= options.z_bound,
-                                       "worst dimension " + format_number(last.mean_z) + " standard errors (" +
-                                           sci(last.mean_error) + ")"));
+    report.checks.push_back(make_check(
+        "sample mean within " + format_number(options.z_bound) + " standard errors of the exact mean" + at,
+        last.mean_z <= options.z_bound,
+        "worst dimension " + format_number(last.mean_z) + " standard errors (" + sci(last.mean_error) + ")"));
     report.checks.push_back(make_check("sample variance within " + format_number(options.z_bound) +
                                            " standard errors of the exact variance" + at,
                                        last.variance_z <= options.z_bound,

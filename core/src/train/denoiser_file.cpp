@@ -11,12 +11,14 @@ constexpr std::int64_t kCheckpointFormat = 1;  // as written by DenoiserTrainer
 
 std::filesystem::path resolve(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path))
-    throw Error("no denoiser at " + path.string() +
-                ": give a denoiser.pt or checkpoint.pt written by `latentlab train-denoiser`, or its output folder");
+    throw Error(
+        "no denoiser at " + path.string() +
+        ": give a denoiser.pt or checkpoint.pt written by `latentlab train-denoiser`, or its output folder");
   if (!std::filesystem::is_directory(path)) return path;
   for (const char* name : {"denoiser.pt", "checkpoint.pt"})
     if (std::filesystem::exists(path / name)) return path / name;
-  throw Error(path.string() + " holds neither denoiser.pt nor checkpoint.pt; is it a `train-denoiser` output folder?");
+  throw Error(path.string() +
+              " holds neither denoiser.pt nor checkpoint.pt; is it a `train-denoiser` output folder?");
 }
 
 }  // namespace
@@ -38,7 +40,8 @@ LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device d
   if (value.toInt() != kCheckpointFormat)
     throw Error(file + " has format " + std::to_string(value.toInt()) + ", this build reads " +
                 std::to_string(kCheckpointFormat));
-  if (!archive.try_read("config", value) || !value.isString()) throw Error(file + " has no training configuration");
+  if (!archive.try_read("config", value) || !value.isString())
+    throw Error(file + " has no training configuration");
   try {
     loaded.config = DenoiserTrainConfig::from_json(nlohmann::json::parse(value.toStringRef()));
   } catch (const std::exception& e) {

@@ -14,12 +14,15 @@ using namespace latentlab;
 
 class Rk2 : public Sampler {
  public:
-  explicit Rk2(const Params& params) : discretization_(discretization_from_string(params.get_string("discretization"))) {}
+  explicit Rk2(const Params& params)
+      : discretization_(discretization_from_string(params.get_string("discretization"))) {}
 
   SamplerResult sample(const SamplerInput& in) const override {
     const Schedule& schedule = in.schedule;
     auto times = discretize(schedule.num_steps(), in.steps, discretization_);  // descending, in [1, T]
-    const auto sigma_ratio = [&](std::int64_t t) { return t == 0 ? 0.0 : schedule.sigma(t) / schedule.alpha(t); };
+    const auto sigma_ratio = [&](std::int64_t t) {
+      return t == 0 ? 0.0 : schedule.sigma(t) / schedule.alpha(t);
+    };
     auto x = in.z_T / schedule.alpha(times.front());
     std::int64_t nfe = 0;
     for (std::size_t i = 0; i < times.size(); ++i) {
@@ -47,10 +50,11 @@ class Rk2 : public Sampler {
 };
 
 void register_factories(Registrar& registrar) {
-  registrar.add<Sampler>(
-      "rk2", "two-stage second-order Runge-Kutta on the probability-flow ODE; 2 NFE per step",
-      ParamSchema().choice("discretization", "linspace", discretization_names(), "which times the budget visits"),
-      [](const Params& params) { return std::make_unique<Rk2>(params); });
+  registrar.add<Sampler>("rk2",
+                         "two-stage second-order Runge-Kutta on the probability-flow ODE; 2 NFE per step",
+                         ParamSchema().choice("discretization", "linspace", discretization_names(),
+                                              "which times the budget visits"),
+                         [](const Params& params) { return std::make_unique<Rk2>(params); });
 }
 
 }  // namespace

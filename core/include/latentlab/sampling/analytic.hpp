@@ -93,7 +93,7 @@ class LATENTLAB_API MixtureData : public AnalyticData {
   torch::Tensor fourth_moment() const override;
 
  private:
-  torch::Tensor means_;                  // [K, d]
+  torch::Tensor means_;                   // [K, d]
   std::vector<double> weights_, scales_;  // [K]
 };
 
