@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "latentlab/error.hpp"
@@ -153,6 +154,25 @@ nlohmann::json parse_parameter_overrides(const std::string& params_json,
     params[key] = parse_value(key, text);
   }
   return params;
+}
+
+std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const std::string& option) {
+  std::vector<std::int64_t> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    try {
+      std::size_t used = 0;
+      const auto value = std::stoll(item, &used);
+      if (used != item.size() || value < 1) throw std::invalid_argument(item);
+      values.push_back(value);
+    } catch (const std::exception&) {
+      throw ConfigError(option + ": expected positive integers separated by commas (e.g. 10,20,40), got '" +
+                        text + "'");
+    }
+  }
+  if (values.empty()) throw ConfigError(option + ": expected at least one value");
+  return values;
 }
 
 int print_checks(const std::string& kind, const std::string& name, const nlohmann::json& params,

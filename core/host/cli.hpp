@@ -65,6 +65,9 @@ std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common, b
 nlohmann::json parse_parameter_overrides(const std::string& params_json,
                                          const std::vector<std::string>& sets);
 
+// "10,20,40" -> {10, 20, 40}; throws ConfigError naming `option` unless every item is an integer >= 1.
+std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const std::string& option);
+
 // Prints conformance check results (`schedule --check`, `plugins check`): a header line with the
 // plugin and its resolved parameters, one line per check (the detail under each failure, or under
 // every check when `details`), and a count; or, as JSON, {kind, name, params, passed, checks}.

@@ -23,24 +23,6 @@ const char* const kDefaultUNet = R"({"in_channels": 4, "out_channels": 4, "model
   "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [1, 2],
   "num_head_channels": 32, "transformer_depth": 1, "context_dim": 64})";
 
-std::vector<std::int64_t> parse_int_list(const std::string& text, const std::string& option) {
-  std::vector<std::int64_t> values;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    try {
-      std::size_t used = 0;
-      const auto value = std::stoll(item, &used);
-      if (used != item.size() || value < 1) throw std::invalid_argument(item);
-      values.push_back(value);
-    } catch (const std::exception&) {
-      throw ConfigError(option + ": expected positive integers separated by commas, got '" + text + "'");
-    }
-  }
-  if (values.empty()) throw ConfigError(option + ": expected at least one value");
-  return values;
-}
-
 // Median seconds per call of `fn` over `repeats` rounds, each running at least `min_seconds`.
 template <class Fn>
 double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
@@ -183,9 +165,9 @@ int run_bench(const Args& args) {
       spdlog::warn("--openblas-threads: this process does not use OpenBLAS; ignored");
     set_compute_threads(threads, openblas_threads);
   }
-  return run_bench_denoiser(parse_int_list(batch_text, "--batch"), unet_json,
-                            parse_int_list(shape_text, "--shape"), context_tokens, repeats, min_seconds,
-                            threads, openblas_threads, device);
+  return run_bench_denoiser(parse_positive_int_list(batch_text, "--batch"), unet_json,
+                            parse_positive_int_list(shape_text, "--shape"), context_tokens, repeats,
+                            min_seconds, threads, openblas_threads, device);
 }
 
 }  // namespace latentlab::host

@@ -15,26 +15,6 @@
 namespace latentlab::host {
 namespace {
 
-std::vector<std::int64_t> parse_step_list(const std::string& text) {
-  std::vector<std::int64_t> steps;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      std::size_t used = 0;
-      const auto value = std::stoll(item, &used);
-      if (used != item.size() || value < 1) throw std::invalid_argument(item);
-      steps.push_back(value);
-    } catch (const std::exception&) {
-      throw ConfigError(
-          "--steps: expected a comma-separated list of step budgets >= 1 (e.g. 10,20,40), got '" + text +
-          "'");
-    }
-  }
-  if (steps.empty()) throw ConfigError("--steps: no step budgets given");
-  return steps;
-}
-
 std::vector<std::string> split_names(const std::string& text) {
   std::vector<std::string> names;
   std::stringstream in(text);
@@ -88,7 +68,7 @@ int run_samplers(const Args& args) {
     throw ConfigError("samplers: expected the action 'check', got '" + action + "'\nUsage: " + usage);
   if (format != "table" && format != "json")
     throw ConfigError("--format: expected table or json, got '" + format + "'");
-  if (!steps_text.empty()) options.steps = parse_step_list(steps_text);
+  if (!steps_text.empty()) options.steps = parse_positive_int_list(steps_text, "--steps");
   std::vector<std::unique_ptr<sampling::AnalyticData>> data;
   for (const auto& name : split_names(data_text)) data.push_back(sampling::make_analytic_data(name));
   const auto overrides = parse_parameter_overrides(params_json, sets);
