@@ -206,6 +206,17 @@ int run_sample(const Args& args) {
   spdlog::info("sampling {} images of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count,
                channels, height, width, o.sampler, o.steps, o.guider, denoiser.path.string(), denoiser.step);
   torch::NoGradGuard no_grad;  // the posthoc guider turns gradients back on for its own path
+  // Sample i starts from z_T drawn with its own seed, so a deterministic sampler gives the same image i
+  // whatever --batch is; the samplers' own noise comes from one generator seeded with --seed.
+  const auto starts = [&](std::int64_t first, std::int64_t b) {
+    std::vector<torch::Tensor> z;
+    for (std::int64_t i = first; i < first + b; ++i) {
+      auto own = at::make_generator<at::CPUGeneratorImpl>(o.seed * 0x9E3779B97F4A7C15ULL +
+                                                          static_cast<std::uint64_t>(i) + 1);
+      z.push_back(standard_normal(torch::empty({1, channels, height, width}), own));
+    }
+    return torch::cat(z).to(device);
+  };
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::vector<torch::Tensor> samples;
   std::int64_t nfe = 0, start_t = 0, end_t = 0;
@@ -214,8 +225,7 @@ int run_sample(const Args& args) {
     const auto b = std::min(o.batch, o.count - done);
     inputs.cond.y = labels_for(done, b);
     const auto eps = guider->guide(inputs);
-    const auto z_T = standard_normal(
-        torch::empty({b, channels, height, width}, torch::TensorOptions().device(device)), generator);
+    const auto z_T = starts(done, b);
     const auto result = sampler->sample(SamplerInput{eps, s, o.steps, z_T, generator});
     if (done == 0 && s.alpha(result.start_t) * s.alpha(result.start_t) > 1e-3)
       spdlog::warn(

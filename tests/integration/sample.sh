@@ -46,6 +46,9 @@ grep -q '"steps": 10' "$work/a/samples.json" || fail "samples.json lacks the ste
 echo "== the same seed gives the same samples; the run folder's default output"
 "$host" sample "$work/run/denoiser.pt" --sampler ddim --steps 10 --count 6 --batch 4 --seed 1 --threads 1 2> /dev/null
 cmp "$work/a/samples.npy" "$work/run/samples/samples.npy" || fail "same seed, different samples"
+# A deterministic sampler gives the same images whatever the batch size.
+"$host" sample "$work/run" --sampler ddim --steps 10 --count 6 --batch 6 --seed 1 --out "$work/b" --threads 1 2> /dev/null
+cmp "$work/a/samples.npy" "$work/b/samples.npy" || fail "--batch changed deterministic samples"
 
 echo "== every sampler runs; stochastic ones and guided ones too"
 for sampler in ddpm plms dpmpp_2m euler heun euler_ancestral; do
