@@ -106,6 +106,8 @@ int run_checks(const registry::Registry& registry, const registry::Entry& entry,
     results = check_weighting(*registry.create<LossWeighting>(name, params, path));
   else if (kind == Dataset::kKind)
     results = check_dataset(*registry.create<Dataset>(name, params, path));
+  else if (kind == Guider::kKind)
+    results = check_guider(*registry.create<Guider>(name, params, path));
   else if (kind == Sampler::kKind)
     results = bench_checks(registry, *registry.create<Sampler>(name, params, path), name);
   else

@@ -5,6 +5,7 @@
 
 #include "latentlab/diffusion/objective.hpp"
 #include "latentlab/error.hpp"
+#include "latentlab/sampling/analytic.hpp"
 #include "latentlab/strings.hpp"
 
 namespace latentlab {
@@ -141,6 +142,74 @@ std::vector<CheckResult> check_dataset(const Dataset& dataset) {
       }
     }
     return std::string();
+  }));
+  return results;
+}
+
+std::vector<CheckResult> check_guider(const Guider& guider) {
+  std::vector<CheckResult> results;
+  const auto schedule = std::move(test_schedules()[2]);  // T = 1000
+  const sampling::GaussianData data(torch::zeros({64}, torch::kFloat64), 1.0);
+  GuidanceInputs inputs;
+  inputs.schedule = &schedule;
+  // eps of N(0, I) images plus a class-dependent shift, so conditional and unconditional differ.
+  inputs.model = [&](const torch::Tensor& z, std::int64_t t, const Conditioning& cond) {
+    if (!cond.y.defined() || cond.y.size(0) != z.size(0))
+      throw Error("the guider called the model with a conditioning batch that does not match z_t's");
+    const double alpha = schedule.alpha(t);
+    const auto eps = data.eps(z.to(torch::kFloat64).flatten(1) / alpha, schedule.sigma(t) / alpha).view_as(z);
+    return (eps + 0.1 * cond.y.to(torch::kFloat64).view({-1, 1, 1, 1})).to(z.scalar_type());
+  };
+  inputs.cond.y = torch::tensor({1, 2}, torch::kInt64);
+  inputs.uncond.y = torch::tensor({0, 0}, torch::kInt64);
+  inputs.decode = [](const torch::Tensor& z) { return z; };
+  inputs.mask = torch::zeros({1, 1, 8, 8});
+  inputs.mask.index_put_({0, 0, torch::indexing::Slice(0, 4)}, 1.0);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(11);
+  const auto image =
+      at::randn({1, 1, 8, 8}, generator, torch::TensorOptions().dtype(torch::kFloat64)).clamp(-1, 1);
+
+  EpsFn eps;
+  results.push_back(
+      check("accepts a model, conditioning, decoder, mask and an observation y", [&]() -> std::string {
+        std::string last_error;
+        for (const std::int64_t factor : {1, 2, 4, 8}) {
+          inputs.target = torch::avg_pool2d(image, {factor, factor});
+          try {
+            eps = guider.guide(inputs);
+            eps(torch::zeros({2, 1, 8, 8}, torch::kFloat64), 500);
+            return "";
+          } catch (const ConfigError& e) {
+            last_error = e.what();
+          }
+        }
+        eps = nullptr;
+        return "no y size from 8x8 to 1x1 fits: " + last_error;
+      }));
+  if (!eps) return results;
+
+  results.push_back(check(
+      "eps_hat like z_t (float32 and float64), finite, z_t untouched, t = 1, T/2, T", [&]() -> std::string {
+        for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
+          const auto z = at::randn({2, 1, 8, 8}, generator, torch::TensorOptions().dtype(dtype));
+          const auto copy = z.clone();
+          for (const std::int64_t t : {std::int64_t{1}, std::int64_t{500}, std::int64_t{1000}}) {
+            torch::NoGradGuard no_grad;  // as `latentlab sample` calls it
+            const auto out = eps(z, t);
+            if (!out.defined() || out.sizes() != z.sizes())
+              return "eps_hat's shape differs from z_t's at t = " + std::to_string(t);
+            if (out.scalar_type() != dtype) return "eps_hat's dtype differs from z_t's";
+            if (!torch::isfinite(out).all().item<bool>())
+              return "eps_hat is not finite at t = " + std::to_string(t);
+            if (!torch::equal(z, copy)) return "the guider changed z_t in place";
+          }
+        }
+        return "";
+      }));
+  results.push_back(check("the same inputs give the same eps_hat", [&]() -> std::string {
+    const auto z = at::randn({2, 1, 8, 8}, generator, torch::TensorOptions().dtype(torch::kFloat64));
+    torch::NoGradGuard no_grad;
+    return torch::equal(eps(z, 300), eps(z, 300)) ? "" : "two calls with the same z_t and t differ";
   }));
   return results;
 }

@@ -241,6 +241,9 @@ TEST(Cli, PluginsCheckRunsTheSamplerBench) {
   EXPECT_EQ(r.status, 0) << r.out;
   expect_contains(r.out, "[gaussian] accurate");
   expect_contains(r.out, "[mixture] converges");
+  const auto guider = run("plugins check cfg --set scale=3", false);
+  EXPECT_EQ(guider.status, 0) << guider.out;
+  expect_contains(guider.out, "[pass] the same inputs give the same eps_hat");
 }
 
 TEST(Cli, PluginsListAsJsonAndByDefault) {

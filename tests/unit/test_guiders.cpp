@@ -4,6 +4,7 @@
 
 #include "latentlab/error.hpp"
 #include "latentlab/guider.hpp"
+#include "latentlab/plugin_checks.hpp"
 #include "latentlab/sampler.hpp"
 #include "latentlab/sampling/analytic.hpp"
 #include "support/builtin_plugins.hpp"
@@ -210,6 +211,38 @@ TEST(PostHoc, ClearErrors) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("[1, 1, 4, 4]"), std::string::npos) << e.what();
   }
+}
+
+// ---- the guider conformance checks ----
+
+TEST(GuiderChecks, EveryBuiltinPasses) {
+  for (const auto& entry : testing::builtin_plugins().entries()) {
+    if (entry.info.kind != Guider::kKind) continue;
+    for (const auto& check : check_guider(*make_builtin<Guider>(entry.info.name)))
+      EXPECT_TRUE(check.passed) << entry.info.name << ": " << check.name << ": " << check.detail;
+  }
+  // posthoc's other transforms too.
+  for (const auto& transform : {"mask", "identity"})
+    for (const auto& check : check_guider(*make_builtin<Guider>("posthoc", {{"transform", transform}})))
+      EXPECT_TRUE(check.passed) << transform << ": " << check.name << ": " << check.detail;
+}
+
+// Drops the batch's second half: the wrong shape.
+class HalfBatchGuider : public Guider {
+ public:
+  EpsFn guide(GuidanceInputs inputs) const override {
+    return [inputs](const torch::Tensor& z, std::int64_t t) {
+      return inputs.model(z, t, inputs.cond).slice(0, 0, z.size(0) / 2);
+    };
+  }
+};
+
+TEST(GuiderChecks, FailBrokenGuiders) {
+  const auto results = check_guider(HalfBatchGuider());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].passed);
+  EXPECT_FALSE(results[1].passed);
+  EXPECT_NE(results[1].detail.find("shape"), std::string::npos) << results[1].detail;
 }
 
 }  // namespace

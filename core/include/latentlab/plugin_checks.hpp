@@ -5,6 +5,7 @@
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/export.hpp"
+#include "latentlab/guider.hpp"
 #include "latentlab/schedule_checks.hpp"
 #include "latentlab/weighting.hpp"
 
@@ -24,5 +25,14 @@ LATENTLAB_API std::vector<CheckResult> check_weighting(const LossWeighting& weig
 //  - the same indices give the same tensors, and a batch equals its examples fetched one by one;
 //  - an index outside [0, size()) is an error.
 LATENTLAB_API std::vector<CheckResult> check_dataset(const Dataset& dataset);
+
+// With a class-conditional analytic model on images [2, 1, 8, 8] (differentiable in z_t), its
+// unconditional input, the identity decoder, a mask of the top half, and an observation y of the
+// image's size or of a power-of-two downsampling of it (the first size the guider accepts), on LDM's
+// linear schedule:
+//  - guide() accepts these inputs, and eps_hat(z_t, t) has z_t's shape and dtype (float32 and
+//    float64), is finite, and leaves z_t untouched, at t = 1, T/2 and T;
+//  - it works with gradients off (as `latentlab sample` calls it) and gives the same values twice.
+LATENTLAB_API std::vector<CheckResult> check_guider(const Guider& guider);
 
 }  // namespace latentlab
