@@ -44,6 +44,7 @@ struct SampleOptions {
   std::string checkpoint, out, device = "auto";
   std::string sampler = "ddim", sampler_params, guider = "none", guider_params, latent_size, target, mask;
   std::vector<std::string> sampler_sets, guider_sets;
+  std::string clip_x0 = "on";
   std::int64_t steps = 50, count = 16, batch = 16, label = -1, columns = 0;
   double scale = 0;
   std::uint64_t seed = 0;
@@ -67,6 +68,8 @@ int run_sample(const Args& args) {
       ("scale", po::value(&o.scale), "guidance scale (sets the guider's `scale`)")
       ("target", po::value(&o.target), "posthoc: the observation y as an image file (low-resolution image, known pixels)")
       ("mask", po::value(&o.mask), "posthoc with transform mask: image whose white pixels are known")
+      ("clip-x0", po::value(&o.clip_x0)->default_value(o.clip_x0),
+       "on: clip every x0 estimate to the data range [-1, 1] (DDPM's clip_denoised; pixel space), off: do not")
       ("count", po::value(&o.count)->default_value(o.count), "number of samples")
       ("batch", po::value(&o.batch)->default_value(o.batch), "samples per sampler run")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of z_T and of the sampler's noise")
@@ -95,6 +98,8 @@ int run_sample(const Args& args) {
     return kOk;
   if (o.checkpoint.empty()) throw ConfigError("sample: which checkpoint? Usage: " + usage);
   if (o.count < 1 || o.batch < 1) throw ConfigError("--count and --batch must be >= 1");
+  if (o.clip_x0 != "on" && o.clip_x0 != "off")
+    throw ConfigError("--clip-x0: expected on or off, got '" + o.clip_x0 + "'");
 
   apply_logging(common);
   const auto registry = load_registry(common);
@@ -224,7 +229,14 @@ int run_sample(const Args& args) {
   for (std::int64_t done = 0; done < o.count;) {
     const auto b = std::min(o.batch, o.count - done);
     inputs.cond.y = labels_for(done, b);
-    const auto eps = guider->guide(inputs);
+    const auto guided = guider->guide(inputs);
+    // Clipping x0_hat to the data range and returning the eps that gives the clipped x0_hat makes every
+    // sampler use the clipped estimate (guided-diffusion's clip_denoised, also in its DDIM).
+    const EpsFn eps = o.clip_x0 == "off" ? guided : [&guided, &s](const torch::Tensor& z_t, std::int64_t t) {
+      const double alpha = s.alpha(t), sigma = s.sigma(t);
+      const auto x0_hat = ((z_t - sigma * guided(z_t, t)) / std::max(alpha, kMinAlpha)).clamp(-1.0, 1.0);
+      return (z_t - alpha * x0_hat) / sigma;
+    };
     const auto z_T = starts(done, b);
     const auto result = sampler->sample(SamplerInput{eps, s, o.steps, z_T, generator});
     if (done == 0 && s.alpha(result.start_t) * s.alpha(result.start_t) > 1e-3)
@@ -250,6 +262,7 @@ int run_sample(const Args& args) {
       {"sampler", {{"name", o.sampler}, {"params", resolved_sampler}}},
       {"guider", {{"name", o.guider}, {"params", resolved_guider}}},
       {"steps", o.steps},
+      {"clip_x0", o.clip_x0 == "on"},
       {"nfe_per_run", nfe},
       {"start_t", start_t},
       {"end_t", end_t},

@@ -39,7 +39,8 @@ int run_samplers(const Args& args) {
       ("params", po::value(&params_json), "sampler parameters as a JSON object (with one --sampler)")
       ("steps", po::value(&steps_text), "comma-separated step budgets (default 10,20,40,80,160,320 and T)")
       ("data", po::value(&data_text)->default_value(data_text), "analytic data: gaussian, mixture or both")
-      ("samples", po::value(&options.samples)->default_value(options.samples), "samples N per run")
+      ("samples", po::value(&options.samples)->default_value(options.samples),
+       "samples N per run for stochastic samplers (deterministic ones use the first min(N, 1024))")
       ("seed", po::value(&options.seed)->default_value(options.seed), "seed of z_T and the sampler's generator")
       ("tolerance", po::value(&options.tolerance)->default_value(options.tolerance),
        "deterministic samplers: largest relative error allowed at the largest budget")

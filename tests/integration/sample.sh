@@ -56,6 +56,9 @@ for sampler in ddpm plms dpmpp_2m euler heun euler_ancestral; do
     2> "$work/s-$sampler.log" || { cat "$work/s-$sampler.log"; fail "$sampler"; }
 done
 "$host" sample "$work/run" --sampler ddim --sampler-set eta=1 --steps 4 --count 2 --out "$work/eta" --threads 1 2> /dev/null
+"$host" sample "$work/run" --sampler ddim --steps 4 --count 2 --clip-x0 off --out "$work/noclip" --threads 1 2> /dev/null
+grep -q '"clip_x0": false' "$work/noclip/samples.json" || fail "--clip-x0 off not recorded"
+grep -q '"clip_x0": true' "$work/a/samples.json" || fail "clip_x0 default not recorded"
 
 echo "== beyond the training size (convolutional sampling), with post-hoc guidance towards a 4x4 image"
 # A binary PGM (stb_image reads it): a 4x4 gradient.
@@ -82,6 +85,7 @@ expect_error "needs the observation y" "$work/run" --guider posthoc --count 1
 expect_error "divisible by 2" "$work/run" --latent-size 9
 expect_error "has no scale" "$work/run" --scale 3
 expect_error "eta" "$work/run" --sampler-set eta=2
+expect_error "expected on or off" "$work/run" --clip-x0 maybe
 expect_error "transform=mask" "$work/run" --guider posthoc --target "$work/low.pgm" --mask "$work/low.pgm"
 expect_error "use --guider posthoc" "$work/run" --target "$work/low.pgm"
 status=0
