@@ -45,6 +45,7 @@ void print_sampler_report(std::ostream& out, const SamplerReportEntry& entry) {
       out << cell("%*.3f", row.seconds, 9) << "\n";
     }
   }
+  for (const auto& note : r.notes) out << "  note: " << note << "\n";
   for (const auto& check : r.checks) {
     out << (check.passed ? "  [pass] " : "  [FAIL] ") << check.name << "\n";
     if (!check.passed || !check.detail.empty()) out << "         " << check.detail << "\n";
@@ -76,6 +77,7 @@ nlohmann::json sampler_reports_json(const std::vector<SamplerReportEntry>& entri
                               {"mean_z", number_or_null(row.mean_z)},
                               {"variance_error", number_or_null(row.variance_error)},
                               {"variance_z", number_or_null(row.variance_z)}});
+    item["notes"] = r.notes;
     for (const auto& c : r.checks)
       item["checks"].push_back({{"name", c.name}, {"passed", c.passed}, {"detail", c.detail}});
     all.push_back(item);

@@ -392,6 +392,16 @@ class WrongSignSampler : public Sampler {
   }
 };
 
+TEST(SamplerBench, SkipsBudgetsTheConfigurationCannotTake) {
+  // quad on T = 1000 gives distinct times up to 29 steps: 40 is skipped with the sampler's message.
+  const auto report = bench("ddim", {{"discretization", "quad"}}, {10, 20, 40});
+  ASSERT_EQ(report.rows.size(), 2u);
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_NE(report.notes[0].find("skipped 40 steps"), std::string::npos) << report.notes[0];
+  EXPECT_NE(report.notes[0].find("use at most 29"), std::string::npos) << report.notes[0];
+  EXPECT_NEAR(report.rows[1].order, 1.0, 0.3);
+}
+
 TEST(SamplerBench, FailsBrokenSamplers) {
   SamplerBenchOptions options;
   options.steps = {80, 160, 320};

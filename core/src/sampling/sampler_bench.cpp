@@ -123,7 +123,8 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
   // Contract and determinism, on a small batch at the smallest budget.
   try {
     auto generator = seeded(options.seed);
-    const auto z_T = data.sample(16, sigma_ratio(schedule, schedule.num_steps()), generator);
+    const auto z_T = schedule.alpha(schedule.num_steps()) *
+                     data.sample(16, sigma_ratio(schedule, schedule.num_steps()), generator);
     const auto copy = z_T.clone();
     const auto first = run_sampler(sampler, schedule, data, steps.front(), z_T, options.seed + 1);
     const auto problems = contract_problems(first, z_T, copy, schedule);
@@ -171,7 +172,7 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
         const auto x_end = data.flow(z_T / alpha_start, sigma_ratio(schedule, row.start_t), sigma_end);
         const auto exact = data.denoise(x_end, sigma_end);
         row.error = ((z0 - exact).norm() / exact.norm()).item<double>();
-        if (i > 0 && steps[i] == 2 * steps[i - 1])
+        if (!report.rows.empty() && row.steps == 2 * report.rows.back().steps)
           row.order = std::log2(report.rows.back().error / row.error);
       } else {
         // What the sampler should produce: the data at end_t = 0, else the x0 estimate at end_t (whose
@@ -187,11 +188,18 @@ SamplerBenchReport bench_sampler(const Sampler& sampler, const std::string& samp
         row.variance_z =
             (variance_abs / ((truth.fourth - truth.variance.pow(2)) * inverse_n).sqrt()).max().item<double>();
       }
+    } catch (const ConfigError& e) {
+      report.notes.push_back("skipped " + std::to_string(row.steps) + " steps: " + e.what());
+      continue;
     } catch (const std::exception& e) {
       report.checks.push_back(make_check("runs at " + std::to_string(row.steps) + " steps", false, e.what()));
       return report;
     }
     report.rows.push_back(row);
+  }
+  if (report.rows.empty()) {
+    report.checks.push_back(make_check("runs at some step budget", false, join(report.notes, "; ")));
+    return report;
   }
 
   const auto& last = report.rows.back();

@@ -61,6 +61,9 @@ struct LATENTLAB_API SamplerBenchReport {
   bool deterministic = true;  // the same z_T with two seeds gave the same z0
   std::vector<BenchRow> rows;
   std::vector<CheckResult> checks;
+  // Budgets skipped because the sampler's configuration cannot take them (it threw ConfigError, e.g.
+  // `quad` beyond its largest N), with its message.
+  std::vector<std::string> notes;
 
   bool passed() const;
 };
