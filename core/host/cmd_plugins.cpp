@@ -112,7 +112,7 @@ int run_checks(const registry::Registry& registry, const registry::Entry& entry,
     results = bench_checks(registry, *registry.create<Sampler>(name, params, path), name);
   else
     throw ConfigError("plugins check: no conformance checks for kind '" + kind + "' yet");
-  const auto resolved = entry.info.schema.validate(params, path, kind + " '" + name + "'").json();
+  const auto resolved = registry.resolved_params(kind, name, params, path);
   return print_checks(kind, name, resolved, results, as_json, /*details=*/false);
 }
 

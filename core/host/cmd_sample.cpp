@@ -116,12 +116,10 @@ int run_sample(const Args& args) {
   }
   const auto sampler = registry->create<Sampler>(o.sampler, sampler_params, "--sampler-params");
   const auto guider = registry->create<Guider>(o.guider, guider_params, "--guider-params");
-  const auto resolved_sampler = registry->find(Sampler::kKind, o.sampler)
-                                    .info.schema.validate(sampler_params, "--sampler-params", o.sampler)
-                                    .json();
-  const auto resolved_guider = registry->find(Guider::kKind, o.guider)
-                                   .info.schema.validate(guider_params, "--guider-params", o.guider)
-                                   .json();
+  const auto resolved_sampler =
+      registry->resolved_params(Sampler::kKind, o.sampler, sampler_params, "--sampler-params");
+  const auto resolved_guider =
+      registry->resolved_params(Guider::kKind, o.guider, guider_params, "--guider-params");
 
   const auto device = resolve_device(o.device, "--device");
   const auto denoiser = load_denoiser(o.checkpoint, device);
@@ -233,9 +231,8 @@ int run_sample(const Args& args) {
     // Clipping x0_hat to the data range and returning the eps that gives the clipped x0_hat makes every
     // sampler use the clipped estimate (guided-diffusion's clip_denoised, also in its DDIM).
     const EpsFn eps = o.clip_x0 == "off" ? guided : [&guided, &s](const torch::Tensor& z_t, std::int64_t t) {
-      const double alpha = s.alpha(t), sigma = s.sigma(t);
-      const auto x0_hat = ((z_t - sigma * guided(z_t, t)) / std::max(alpha, kMinAlpha)).clamp(-1.0, 1.0);
-      return (z_t - alpha * x0_hat) / sigma;
+      const auto x0_hat = x0_estimate(s, z_t, guided(z_t, t), t).clamp(-1.0, 1.0);
+      return (z_t - s.alpha(t) * x0_hat) / s.sigma(t);
     };
     const auto z_T = starts(done, b);
     const auto result = sampler->sample(SamplerInput{eps, s, o.steps, z_T, generator});

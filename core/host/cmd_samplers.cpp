@@ -91,9 +91,7 @@ int run_samplers(const Args& args) {
   for (const auto& name : sampler_names) {
     const auto path = "sampler." + name;
     samplers.emplace_back(registry->create<Sampler>(name, overrides, path),
-                          registry->find(Sampler::kKind, name)
-                              .info.schema.validate(overrides, path, "sampler '" + name + "'")
-                              .json());
+                          registry->resolved_params(Sampler::kKind, name, overrides, path));
   }
   std::vector<SamplerReportEntry> reports;
   for (std::size_t i = 0; i < samplers.size(); ++i)

@@ -61,8 +61,7 @@ int run_schedule(const Args& args) {
   apply_threads(common);
   const nlohmann::json params = parse_parameter_overrides(params_json, sets);
   const std::string path = "schedule." + name;
-  const auto& entry = registry->find(Schedule::kKind, name);
-  const nlohmann::json resolved = entry.info.schema.validate(params, path, "schedule '" + name + "'").json();
+  const nlohmann::json resolved = registry->resolved_params(Schedule::kKind, name, params, path);
   const auto schedule = registry->create<Schedule>(name, params, path);
 
   if (check) {

@@ -89,18 +89,12 @@ int run_train_denoiser(const Args& args) {
   parts.weighting =
       registry->create<LossWeighting>(config.weighting.name, config.weighting.params, "weighting.params");
   // Record the plugins' parameters with their defaults filled in.
-  auto resolved_params = [&](const std::string& kind, const PluginChoice& choice,
-                             const nlohmann::json& params, const std::string& path) {
-    return registry->find(kind, choice.name)
-        .info.schema.validate(params, path, kind + " '" + choice.name + "'")
-        .json();
-  };
   config.resolved["data"]["params"] =
-      resolved_params(Dataset::kKind, config.data, config.data.params, data_path);
-  config.resolved["schedule"]["params"] =
-      resolved_params(Schedule::kKind, config.schedule, config.schedule.params, "schedule.params");
-  config.resolved["weighting"]["params"] =
-      resolved_params(LossWeighting::kKind, config.weighting, config.weighting.params, "weighting.params");
+      registry->resolved_params(Dataset::kKind, config.data.name, config.data.params, data_path);
+  config.resolved["schedule"]["params"] = registry->resolved_params(
+      Schedule::kKind, config.schedule.name, config.schedule.params, "schedule.params");
+  config.resolved["weighting"]["params"] = registry->resolved_params(
+      LossWeighting::kKind, config.weighting.name, config.weighting.params, "weighting.params");
 
   CsvMetricSink sink(config.output);
   DenoiserTrainer trainer(config, parts, sink);

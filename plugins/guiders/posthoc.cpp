@@ -11,7 +11,6 @@
 #include <cmath>
 #include <sstream>
 
-#include "latentlab/diffusion/forward_process.hpp"
 #include "latentlab/error.hpp"
 
 namespace latentlab::guiders {
@@ -75,7 +74,6 @@ class PostHoc : public Guider {
   }
 
   torch::Tensor guided(const GuidanceInputs& inputs, const torch::Tensor& z_t, std::int64_t t) const {
-    const double alpha = std::max(inputs.schedule->alpha(t), kMinAlpha);
     const double sigma = inputs.schedule->sigma(t);
     // The gradient path runs in float32 (float64 when the latents are): these gradients can be large.
     const auto dtype = z_t.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
@@ -89,7 +87,7 @@ class PostHoc : public Guider {
         torch::NoGradGuard constant;
         eps = inputs.model(z_t, t, inputs.cond).to(dtype);
       }
-      const auto x0_hat = (z - sigma * eps) / alpha;  // Eq. 4 solved for z_0
+      const auto x0_hat = x0_estimate(*inputs.schedule, z, eps, t);  // Eq. 4 solved for z_0
       const auto observed = transform(inputs.decode(x0_hat), inputs.mask);
       auto target = inputs.target.to(observed.device(), dtype);
       if (transform_ == Transform::Mask) target = target * inputs.mask.to(observed.device(), dtype);

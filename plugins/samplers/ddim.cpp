@@ -23,7 +23,7 @@ class Ddpm : public Sampler {
     auto z = in.z_T;
     for (std::int64_t i = 0; i < grid.size(); ++i) {
       const auto t = grid.times[static_cast<std::size_t>(i)], s = grid.times[static_cast<std::size_t>(i) + 1];
-      const auto x0 = x0_at(grid, i, z, in.eps(z, t));
+      const auto x0 = x0_estimate(in.schedule, z, in.eps(z, t), t);
       if (s == 0) {
         z = x0;
         break;
@@ -71,7 +71,7 @@ class Ddim : public Sampler {
       }
       const double c2 = eta_ * eta_ * in.schedule.sigma2_ts(t, s) * grid.sigma[k + 1] * grid.sigma[k + 1] /
                         (grid.sigma[k] * grid.sigma[k]);
-      const auto x0 = x0_at(grid, i, z, eps_hat);
+      const auto x0 = x0_estimate(in.schedule, z, eps_hat, t);
       z = grid.alpha[k + 1] * x0 +
           std::sqrt(std::max(0.0, grid.sigma[k + 1] * grid.sigma[k + 1] - c2)) * eps_hat +
           std::sqrt(c2) * standard_normal(z, in.generator);

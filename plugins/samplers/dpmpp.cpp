@@ -24,7 +24,7 @@ class DpmSolverPP2M : public Sampler {
     double previous_h = 0;
     for (std::int64_t i = 0; i < grid.size(); ++i) {
       const auto k = static_cast<std::size_t>(i);
-      const auto x0 = x0_at(grid, i, z, in.eps(z, grid.times[k]));
+      const auto x0 = x0_estimate(in.schedule, z, in.eps(z, grid.times[k]), grid.times[k]);
       if (grid.is_final(i)) {
         z = x0;
         break;

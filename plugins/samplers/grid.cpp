@@ -9,7 +9,7 @@
 namespace latentlab::samplers {
 
 Grid::Grid(const Schedule& schedule, std::int64_t steps, Discretization discretization)
-    : times(discretize(schedule.num_steps(), steps, discretization)) {
+    : schedule(schedule), times(discretize(schedule.num_steps(), steps, discretization)) {
   times.push_back(0);
   for (const auto t : times) {
     alpha.push_back(schedule.alpha(t));
@@ -29,16 +29,10 @@ Discretization discretization_param(const Params& params) {
   return discretization_from_string(params.get_string("discretization"));
 }
 
-torch::Tensor x0_at(const Grid& grid, std::int64_t i, const torch::Tensor& z_t,
-                    const torch::Tensor& eps_hat) {
-  const auto k = static_cast<std::size_t>(i);
-  return (z_t - grid.sigma[k] * eps_hat) / std::max(grid.alpha[k], kMinAlpha);
-}
-
 torch::Tensor ddim_step(const Grid& grid, std::int64_t i, const torch::Tensor& z_t,
                         const torch::Tensor& eps_hat) {
   const auto s = static_cast<std::size_t>(i) + 1;
-  const auto x0 = x0_at(grid, i, z_t, eps_hat);
+  const auto x0 = x0_estimate(grid.schedule, z_t, eps_hat, grid.times[s - 1]);
   if (grid.times[s] == 0) return x0;
   return grid.alpha[s] * x0 + grid.sigma[s] * eps_hat;
 }

@@ -19,6 +19,7 @@ struct Grid {
   std::int64_t last_time() const { return times[times.size() - 2]; }                 // t_{N-1}
   bool is_final(std::int64_t i) const { return times[static_cast<std::size_t>(i) + 1] == 0; }
 
+  const Schedule& schedule;
   std::vector<std::int64_t> times;
   std::vector<double> alpha, sigma;
   std::vector<double> sigma_ratio;  // sigma_t / alpha_t (alpha guarded by kMinAlpha), 0 at t = 0
@@ -33,9 +34,6 @@ Discretization discretization_param(const Params& params);
 // with noise prediction eps_hat: z_s = alpha_s x0_hat + sigma_s eps_hat.
 torch::Tensor ddim_step(const Grid& grid, std::int64_t i, const torch::Tensor& z_t,
                         const torch::Tensor& eps_hat);
-
-// x0_hat = (z_t - sigma_t eps_hat) / alpha_t at grid index i.
-torch::Tensor x0_at(const Grid& grid, std::int64_t i, const torch::Tensor& z_t, const torch::Tensor& eps_hat);
 
 // The built-ins' factories (one file each).
 void register_ddim_family(Registrar& registrar);  // ddpm, ddim

@@ -10,10 +10,6 @@
 namespace latentlab::samplers {
 namespace {
 
-double sigma_ratio(const Grid& grid, std::size_t k) {
-  return grid.sigma_ratio[k];
-}
-
 // Euler: x_s = x_t + (sigma'_s - sigma'_t) eps_hat. Algebraically the same as DDIM with eta = 0.
 // Heun (Karras Alg. 1): the Euler step, eps_hat at its end, and the trapezoidal rule with both; the
 // step to sigma' = 0 stays Euler. 2 NFE per step, 1 on the last.
@@ -26,7 +22,7 @@ class KarrasOde : public Sampler {
     auto x = in.z_T / std::max(grid.alpha[0], kMinAlpha);  // as sigma_ratio is guarded
     std::int64_t nfe = 0;
     for (std::size_t k = 0; k + 1 < grid.times.size(); ++k) {
-      const double dsigma = sigma_ratio(grid, k + 1) - sigma_ratio(grid, k);
+      const double dsigma = grid.sigma_ratio[k + 1] - grid.sigma_ratio[k];
       const auto d = in.eps(grid.alpha[k] * x, grid.times[k]);
       ++nfe;
       auto x_next = x + dsigma * d;
@@ -61,7 +57,7 @@ class EulerAncestral : public Sampler {
     const Grid grid(in.schedule, in.steps, discretization_);
     auto x = in.z_T / std::max(grid.alpha[0], kMinAlpha);  // as sigma_ratio is guarded
     for (std::size_t k = 0; k + 1 < grid.times.size(); ++k) {
-      const double from = sigma_ratio(grid, k), to = sigma_ratio(grid, k + 1);
+      const double from = grid.sigma_ratio[k], to = grid.sigma_ratio[k + 1];
       const auto d = in.eps(grid.alpha[k] * x, grid.times[k]);
       const double up = std::min(to, eta_ * std::sqrt(to * to * (from * from - to * to) / (from * from)));
       const double down = std::sqrt(to * to - up * up);

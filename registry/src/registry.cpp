@@ -264,6 +264,11 @@ std::string Registry::failed_notes(const std::string& kind, const std::string& n
   return join(notes, "\n");
 }
 
+nlohmann::json Registry::resolved_params(const std::string& kind, const std::string& name,
+                                         const nlohmann::json& params, const std::string& path) const {
+  return find(kind, name).info.schema.validate(params, path, kind + " '" + name + "'").json();
+}
+
 std::shared_ptr<void> Registry::create_erased(const std::string& kind, const std::string& name,
                                               const nlohmann::json& params, const std::string& path) const {
   const Entry& entry = find(kind, name);

@@ -80,6 +80,11 @@ class Registry {
   // kind/name (an empty kind matches any kind), one per line with the reason; "" when none.
   std::string failed_notes(const std::string& kind, const std::string& name) const;
 
+  // `params` validated against kind/name's schema with every default filled in, as a JSON object: what
+  // a command records next to its results. Throws ConfigError naming `path`.
+  nlohmann::json resolved_params(const std::string& kind, const std::string& name,
+                                 const nlohmann::json& params, const std::string& path) const;
+
   // Validates `params` against the factory's schema (errors name `path`) and constructs the plugin.
   // A constructor that throws becomes an Error naming the plugin and its library.
   template <class Interface>
