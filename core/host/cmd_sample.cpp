@@ -114,12 +114,11 @@ int run_sample(const Args& args) {
                         "' has no scale; use --guider cfg or --guider posthoc");
     guider_params["scale"] = o.scale;
   }
-  const auto sampler = registry->create<Sampler>(o.sampler, sampler_params, "--sampler-params");
-  const auto guider = registry->create<Guider>(o.guider, guider_params, "--guider-params");
+  const auto sampler = registry->create<Sampler>(o.sampler, sampler_params, "sampler");
+  const auto guider = registry->create<Guider>(o.guider, guider_params, "guider");
   const auto resolved_sampler =
-      registry->resolved_params(Sampler::kKind, o.sampler, sampler_params, "--sampler-params");
-  const auto resolved_guider =
-      registry->resolved_params(Guider::kKind, o.guider, guider_params, "--guider-params");
+      registry->resolved_params(Sampler::kKind, o.sampler, sampler_params, "sampler");
+  const auto resolved_guider = registry->resolved_params(Guider::kKind, o.guider, guider_params, "guider");
 
   const auto device = resolve_device(o.device, "--device");
   const auto denoiser = load_denoiser(o.checkpoint, device);
@@ -173,6 +172,9 @@ int run_sample(const Args& args) {
   GuidanceInputs inputs;
   inputs.schedule = schedule.get();
   inputs.decode = [](const torch::Tensor& z) { return z; };  // pixel space: D is the identity
+  for (const auto& [option, file] : {std::pair{"--target", o.target}, std::pair{"--mask", o.mask}})
+    if (!file.empty() && !std::filesystem::is_regular_file(file))
+      throw ConfigError(std::string(option) + ": there is no image file '" + file + "'");
   if (!o.target.empty()) inputs.target = io::read_image(o.target, channels).to(device);
   if (!o.mask.empty()) inputs.mask = io::read_image(o.mask, 1).gt(0.0).to(torch::kFloat32).to(device);
   auto model = denoiser.model;

@@ -76,7 +76,7 @@ expect_error() {  # expect_error PATTERN ARGS...
   local status=0
   "$host" sample "$@" --threads 1 > "$work/err.out" 2>&1 || status=$?
   [ "$status" -eq 2 ] || { cat "$work/err.out"; fail "expected exit 2 for: $*"; }
-  grep -q "$pattern" "$work/err.out" || { cat "$work/err.out"; fail "expected '$pattern' for: $*"; }
+  grep -q -e "$pattern" "$work/err.out" || { cat "$work/err.out"; fail "expected '$pattern' for: $*"; }
 }
 expect_error "ddim" "$work/run" --sampler dddim
 expect_error "use at most 200" "$work/run" --steps 500
@@ -86,6 +86,8 @@ expect_error "divisible by 2" "$work/run" --latent-size 9
 expect_error "has no scale" "$work/run" --scale 3
 expect_error "eta" "$work/run" --sampler-set eta=2
 expect_error "expected on or off" "$work/run" --clip-x0 maybe
+expect_error "sampler.eta" "$work/run" --sampler-set eta=2
+expect_error "--target: there is no image file" "$work/run" --guider posthoc --target "$work/missing.png"
 expect_error "transform=mask" "$work/run" --guider posthoc --target "$work/low.pgm" --mask "$work/low.pgm"
 expect_error "use --guider posthoc" "$work/run" --target "$work/low.pgm"
 status=0
