@@ -18,6 +18,7 @@
 #include "latentlab/threads.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/denoiser_file.hpp"
+#include "run_support.hpp"
 
 namespace latentlab::host {
 namespace {
@@ -44,7 +45,7 @@ struct SampleOptions {
   std::string checkpoint, out, device = "auto";
   std::string sampler = "ddim", sampler_params, guider = "none", guider_params, latent_size, target, mask;
   std::vector<std::string> sampler_sets, guider_sets;
-  std::string clip_x0 = "on";
+  std::string clip_x0 = "auto";
   std::int64_t steps = 50, count = 16, batch = 16, label = -1, columns = 0;
   double scale = 0;
   std::uint64_t seed = 0;
@@ -69,7 +70,8 @@ int run_sample(const Args& args) {
       ("target", po::value(&o.target), "posthoc: the observation y as an image file (low-resolution image, known pixels)")
       ("mask", po::value(&o.mask), "posthoc with transform mask: image whose white pixels are known")
       ("clip-x0", po::value(&o.clip_x0)->default_value(o.clip_x0),
-       "on: clip every x0 estimate to the data range [-1, 1] (DDPM's clip_denoised; pixel space), off: do not")
+       "on: clip every x0 estimate to the data range [-1, 1] (DDPM's clip_denoised; pixel-space models), "
+       "off: do not; auto: on in pixel space, off for latent models (latents have no fixed range)")
       ("count", po::value(&o.count)->default_value(o.count), "number of samples")
       ("batch", po::value(&o.batch)->default_value(o.batch), "samples per sampler run")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of z_T and of the sampler's noise")
@@ -93,13 +95,14 @@ int run_sample(const Args& args) {
           "folder) "
           "with a sampler and a guider plugin (docs/samplers.md), and writes OUT/samples.png (a grid), "
           "OUT/samples.npy (float32 [N, C, H, W] in [-1, 1]) and OUT/samples.json (how they were made). "
-          "Pixel-space models for now.",
+          "A model trained on an autoencoder's latents samples latents (OUT/latents.npy) and decodes them "
+          "once at the end.",
           vm))
     return kOk;
   if (o.checkpoint.empty()) throw ConfigError("sample: which checkpoint? Usage: " + usage);
   if (o.count < 1 || o.batch < 1) throw ConfigError("--count and --batch must be >= 1");
-  if (o.clip_x0 != "on" && o.clip_x0 != "off")
-    throw ConfigError("--clip-x0: expected on or off, got '" + o.clip_x0 + "'");
+  if (o.clip_x0 != "on" && o.clip_x0 != "off" && o.clip_x0 != "auto")
+    throw ConfigError("--clip-x0: expected auto, on or off, got '" + o.clip_x0 + "'");
 
   apply_logging(common);
   const auto registry = load_registry(common);
@@ -131,21 +134,35 @@ int run_sample(const Args& args) {
                  ? discretization_from_string(resolved_sampler["discretization"].get<std::string>())
                  : Discretization::Linspace);
 
-  const auto channels = config.unet.out_channels;
+  // A latent model: its autoencoder (the run folder's copy, else the path in its config).
+  std::shared_ptr<LatentCodec> codec;
+  if (!config.autoencoder.empty()) {
+    const auto copy = denoiser.path.parent_path() / "autoencoder.pt";
+    codec =
+        LatentCodec::load(std::filesystem::exists(copy) ? copy : std::filesystem::path(config.autoencoder),
+                          autoencoder_factory(*registry), device);
+  }
+  const auto channels = config.unet.out_channels;  // of z (latents, or pixels)
   if (config.unet.in_channels != channels)
     throw ConfigError("sample: this model concatenates " +
                       std::to_string(config.unet.in_channels - channels) +
                       " conditioning channels to its input; conditioners are not available yet");
-  if (channels != 1 && channels != 3)
-    throw ConfigError("sample: this model makes " + std::to_string(channels) +
-                      "-channel samples; pixel-space sampling writes 1- or 3-channel images (latent models "
-                      "arrive with the autoencoder)");
+  const auto image_channels = codec ? codec->image_channels() : channels;
+  if (image_channels != 1 && image_channels != 3)
+    throw ConfigError("sample: this model makes " + std::to_string(image_channels) +
+                      "-channel images; sample writes 1- or 3-channel images");
+  if (codec && o.clip_x0 == "on")
+    throw ConfigError(
+        "--clip-x0 on: clipping x0 to [-1, 1] is for pixel-space models; this model samples "
+        "latents, which have no fixed range (use auto or off)");
+  const bool clip = o.clip_x0 == "on" || (o.clip_x0 == "auto" && !codec);
   std::int64_t height = 0, width = 0;
   if (!o.latent_size.empty()) {
     std::tie(height, width) = parse_size(o.latent_size);
   } else if (config.data.params.contains("resolution") &&
              config.data.params["resolution"].is_number_integer()) {
-    height = width = config.data.params["resolution"].get<std::int64_t>();
+    height = width =
+        config.data.params["resolution"].get<std::int64_t>() / (codec ? codec->downsampling_factor() : 1);
   } else {
     throw ConfigError("sample: the checkpoint does not record its training resolution; give --latent-size");
   }
@@ -171,11 +188,14 @@ int run_sample(const Args& args) {
 
   GuidanceInputs inputs;
   inputs.schedule = schedule.get();
-  inputs.decode = [](const torch::Tensor& z) { return z; };  // pixel space: D is the identity
+  if (codec)
+    inputs.decode = [codec](const torch::Tensor& z) { return codec->decode(z); };
+  else
+    inputs.decode = [](const torch::Tensor& z) { return z; };  // pixel space: D is the identity
   for (const auto& [option, file] : {std::pair{"--target", o.target}, std::pair{"--mask", o.mask}})
     if (!file.empty() && !std::filesystem::is_regular_file(file))
       throw ConfigError(std::string(option) + ": there is no image file '" + file + "'");
-  if (!o.target.empty()) inputs.target = io::read_image(o.target, channels).to(device);
+  if (!o.target.empty()) inputs.target = io::read_image(o.target, image_channels).to(device);
   if (!o.mask.empty()) inputs.mask = io::read_image(o.mask, 1).gt(0.0).to(torch::kFloat32).to(device);
   auto model = denoiser.model;
   const auto prediction = config.prediction;
@@ -208,8 +228,9 @@ int run_sample(const Args& args) {
                                                        : std::filesystem::path(o.out));
   std::filesystem::create_directories(out);
 
-  spdlog::info("sampling {} images of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count,
-               channels, height, width, o.sampler, o.steps, o.guider, denoiser.path.string(), denoiser.step);
+  spdlog::info("sampling {} {} of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count,
+               codec ? "latents" : "images", channels, height, width, o.sampler, o.steps, o.guider,
+               denoiser.path.string(), denoiser.step);
   torch::NoGradGuard no_grad;  // the posthoc guider turns gradients back on for its own path
   // Sample i starts from z_T drawn with its own seed, so a deterministic sampler gives the same image i
   // whatever --batch is; the samplers' own noise comes from one generator seeded with --seed.
@@ -223,7 +244,7 @@ int run_sample(const Args& args) {
     return torch::cat(z).to(device);
   };
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  std::vector<torch::Tensor> samples;
+  std::vector<torch::Tensor> samples, latents;
   std::int64_t nfe = 0, start_t = 0, end_t = 0;
   const auto started = std::chrono::steady_clock::now();
   for (std::int64_t done = 0; done < o.count;) {
@@ -232,7 +253,7 @@ int run_sample(const Args& args) {
     const auto guided = guider->guide(inputs);
     // Clipping x0_hat to the data range and returning the eps that gives the clipped x0_hat makes every
     // sampler use the clipped estimate (guided-diffusion's clip_denoised, also in its DDIM).
-    const EpsFn eps = o.clip_x0 == "off" ? guided : [&guided, &s](const torch::Tensor& z_t, std::int64_t t) {
+    const EpsFn eps = !clip ? guided : [&guided, &s](const torch::Tensor& z_t, std::int64_t t) {
       const auto x0_hat = x0_estimate(s, z_t, guided(z_t, t), t).clamp(-1.0, 1.0);
       return (z_t - s.alpha(t) * x0_hat) / s.sigma(t);
     };
@@ -246,7 +267,12 @@ int run_sample(const Args& args) {
     nfe = result.nfe;
     start_t = result.start_t;
     end_t = result.end_t;
-    samples.push_back(result.z0.to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0));
+    if (codec) {  // decoded once, at the end of the sampler's run
+      latents.push_back(result.z0.to(torch::kCPU, torch::kFloat32));
+      samples.push_back(codec->decode(result.z0).to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0));
+    } else {
+      samples.push_back(result.z0.to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0));
+    }
     done += b;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     spdlog::info("{}/{} samples, {} NFE per run, {:.1f} s", done, o.count, nfe, seconds);
@@ -254,6 +280,7 @@ int run_sample(const Args& args) {
   const auto images = torch::cat(samples);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   io::write_npy(out / "samples.npy", images);  // the array first: it is what metrics read
+  if (codec) io::write_npy(out / "latents.npy", torch::cat(latents));
   io::write_png_grid(out / "samples.png", images, o.columns);
   const nlohmann::json record = {
       {"checkpoint", denoiser.path.string()},
@@ -261,14 +288,18 @@ int run_sample(const Args& args) {
       {"sampler", {{"name", o.sampler}, {"params", resolved_sampler}}},
       {"guider", {{"name", o.guider}, {"params", resolved_guider}}},
       {"steps", o.steps},
-      {"clip_x0", o.clip_x0 == "on"},
+      {"clip_x0", clip},
+      {"autoencoder", codec ? nlohmann::json(codec->info().source + " (" + codec->info().name +
+                                             ", f = " + std::to_string(codec->downsampling_factor()) + ")")
+                            : nlohmann::json()},
       {"nfe_per_run", nfe},
       {"start_t", start_t},
       {"end_t", end_t},
       {"count", o.count},
       {"batch", o.batch},
       {"seed", o.seed},
-      {"shape", {o.count, channels, height, width}},
+      {"shape", {o.count, image_channels, images.size(2), images.size(3)}},
+      {"latent_shape", {o.count, channels, height, width}},
       {"target", o.target},
       {"mask", o.mask},
       {"class", o.label},

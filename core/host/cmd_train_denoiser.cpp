@@ -1,9 +1,7 @@
-// `latentlab train-denoiser CONFIG.json`: stage-2 training of the UNet denoiser (pixel space for now).
+// `latentlab train-denoiser CONFIG.json`: stage-2 training of the UNet denoiser, in pixel space or on an
+// autoencoder's latents.
 #include <spdlog/spdlog.h>
 
-#include <atomic>
-#include <csignal>
-#include <fstream>
 #include <iostream>
 
 #include "cli.hpp"
@@ -11,29 +9,9 @@
 #include "latentlab/error.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
+#include "run_support.hpp"
 
 namespace latentlab::host {
-namespace {
-
-// Set by SIGINT/SIGTERM; the trainer finishes its step, checkpoints and returns.
-std::atomic<bool> stop_requested{false};
-
-extern "C" void on_stop_signal(int signal) {
-  stop_requested.store(true);
-  std::signal(signal, SIG_DFL);  // a second Ctrl-C kills at once
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("cannot open config file '" + path + "'");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError("config file '" + path + "' is not valid JSON: " + e.what());
-  }
-}
-
-}  // namespace
 
 int run_train_denoiser(const Args& args) {
   CommonOptions common;
@@ -57,7 +35,8 @@ int run_train_denoiser(const Args& args) {
           "Trains the UNet denoiser (stage 2) as CONFIG.json describes (docs/training.md): "
           "checkpoints to OUTPUT/checkpoint.pt every train.checkpoint_every steps and on "
           "Ctrl-C/SIGTERM, logs OUTPUT/train.csv and OUTPUT/eval.csv (loss, loss_simple, ELBO in "
-          "bits/dim), and writes the EMA weights to OUTPUT/denoiser.pt at the end.",
+          "bits/dim), and writes the EMA weights to OUTPUT/denoiser.pt at the end. With \"autoencoder\": "
+          "PATH in the config it learns that autoencoder's rescaled latents (docs/autoencoders.md).",
           vm))
     return kOk;
   if (config_path.empty()) throw ConfigError("train-denoiser: which config? Usage: " + usage);
@@ -88,6 +67,8 @@ int run_train_denoiser(const Args& args) {
       registry->create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
   parts.weighting =
       registry->create<LossWeighting>(config.weighting.name, config.weighting.params, "weighting.params");
+  if (!config.autoencoder.empty())  // on the CPU here; the trainer moves it to the run's device
+    parts.codec = LatentCodec::load(config.autoencoder, autoencoder_factory(*registry), torch::kCPU);
   // Record the plugins' parameters with their defaults filled in.
   config.resolved["data"]["params"] =
       registry->resolved_params(Dataset::kKind, config.data.name, config.data.params, data_path);
@@ -101,12 +82,11 @@ int run_train_denoiser(const Args& args) {
   if (resume) trainer.resume();
   write_text_atomically(std::filesystem::path(config.output) / "config.json", config.resolved.dump(2) + "\n");
 
-  stop_requested.store(false);
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-  const auto outcome = trainer.run(stop_requested);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  TrainOutcome outcome;
+  {
+    StopSignals signals;
+    outcome = trainer.run(signals.stop());
+  }
   if (outcome.interrupted) {
     std::cerr << "train-denoiser: interrupted at step " << outcome.step
               << "; continue with `latentlab train-denoiser " << config_path << " --resume"

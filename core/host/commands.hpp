@@ -15,6 +15,9 @@ int run_train_denoiser(const Args& args);
 int run_bench(const Args& args);
 int run_samplers(const Args& args);
 int run_sample(const Args& args);
+int run_train_autoencoder(const Args& args);
+int run_reconstruct(const Args& args);
+int run_import_weights(const Args& args);
 
 // `latentlab --version` text.
 void print_version();

@@ -1,5 +1,7 @@
 #include "latentlab/plugin_checks.hpp"
 
+#include "check_util.hpp"
+
 #include <cmath>
 #include <functional>
 
@@ -12,18 +14,7 @@ namespace latentlab {
 
 namespace {
 
-// Runs `body`, which returns "" when the check passes or what went wrong; exceptions fail it.
-CheckResult check(const std::string& name, const std::function<std::string()>& body) {
-  CheckResult result{name, false, ""};
-  try {
-    result.detail = body();
-    result.passed = result.detail.empty();
-    if (result.passed) result.detail = "ok";
-  } catch (const std::exception& e) {
-    result.detail = std::string("threw: ") + e.what();
-  }
-  return result;
-}
+using detail::check;
 
 std::vector<DiscreteSchedule> test_schedules() {
   std::vector<DiscreteSchedule> schedules;

@@ -85,7 +85,7 @@ expect_error "needs the observation y" "$work/run" --guider posthoc --count 1
 expect_error "divisible by 2" "$work/run" --latent-size 9
 expect_error "has no scale" "$work/run" --scale 3
 expect_error "eta" "$work/run" --sampler-set eta=2
-expect_error "expected on or off" "$work/run" --clip-x0 maybe
+expect_error "expected auto, on or off" "$work/run" --clip-x0 maybe
 expect_error "sampler.eta" "$work/run" --sampler-set eta=2
 expect_error "--target: there is no image file" "$work/run" --guider posthoc --target "$work/missing.png"
 expect_error "transform=mask" "$work/run" --guider posthoc --target "$work/low.pgm" --mask "$work/low.pgm"

@@ -253,7 +253,10 @@ TEST(Cli, PluginsListAsJsonAndByDefault) {
   std::set<std::string> names;
   for (const auto& plugin : parsed["plugins"])
     names.insert(plugin["kind"].get<std::string>() + "/" + plugin["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"dataset/fashion-mnist",
+  EXPECT_EQ(names, (std::set<std::string>{"autoencoder/identity",
+                                          "autoencoder/kl",
+                                          "autoencoder/vq",
+                                          "dataset/fashion-mnist",
                                           "dataset/image-folder",
                                           "guider/cfg",
                                           "guider/none",

@@ -1,7 +1,11 @@
 #pragma once
 // The conformance checks every weighting and dataset plugin must pass, built-in or a researcher's.
 // Run them with `latentlab plugins check NAME`; the test suite runs them on the built-ins.
+#include <functional>
+#include <memory>
 #include <vector>
+
+#include "latentlab/autoencoder.hpp"
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/export.hpp"
@@ -34,5 +38,15 @@ LATENTLAB_API std::vector<CheckResult> check_dataset(const Dataset& dataset);
 //    float64), is finite, and leaves z_t untouched, at t = 1, T/2 and T;
 //  - it works with gradients off (as `latentlab sample` calls it) and gives the same values twice.
 LATENTLAB_API std::vector<CheckResult> check_guider(const Guider& guider);
+
+// On random images [2, C, S, S] (S = 16, or 2f when f > 8), with two instances from `make`:
+//  - f is a power of two in 1..32; encode gives [2, c, S/f, S/f], decode and reconstruct [2, C, S, S],
+//    finite float32; the same generator seed gives the same latents;
+//  - a second instance loaded from the first's saved module reconstructs identically;
+//  - the training pass gives x_hat of x's shape and a finite scalar regulariser >= 0, and gradients
+//    reach the decoder's last layer (when there are parameters);
+//  - VQ code indices are in range; x is never modified.
+LATENTLAB_API std::vector<CheckResult> check_autoencoder(
+    const std::function<std::shared_ptr<Autoencoder>()>& make);
 
 }  // namespace latentlab

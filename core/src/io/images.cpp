@@ -49,13 +49,13 @@ torch::Tensor read_image(const std::filesystem::path& path, std::int64_t channel
   return hwc.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
 }
 
-void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images, std::int64_t columns) {
+void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images, std::int64_t columns,
+                    std::int64_t border) {
   if (images.dim() != 4 || (images.size(1) != 1 && images.size(1) != 3))
     throw Error("write_png_grid: expected images [N, 1 or 3, H, W]");
   const auto n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   if (columns <= 0) columns = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(std::sqrt(n))));
   const auto rows = (n + columns - 1) / columns;
-  constexpr std::int64_t border = 2;
   const auto height = rows * (h + border) + border, width = columns * (w + border) + border;
   auto canvas = torch::zeros({height, width, c}, torch::kUInt8);
   const auto pixels = images.detach()

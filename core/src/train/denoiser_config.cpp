@@ -4,49 +4,15 @@
 #include "latentlab/params.hpp"
 #include "latentlab/strings.hpp"
 
+#include "config_json.hpp"
+
 namespace latentlab {
 
 namespace {
 
+using detail::check_object;
+using detail::plugin_choice;
 using nlohmann::json;
-
-// Checks that `object` at `path` is an object with only `allowed` keys (and the `required` ones).
-void check_object(const json& object, const std::string& path, const std::vector<std::string>& allowed,
-                  const std::vector<std::string>& required = {}) {
-  const std::string where = path.empty() ? "the config" : path;
-  if (!object.is_object()) throw ConfigError(where + ": expected a JSON object, got " + object.dump());
-  for (const auto& item : object.items())
-    if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end())
-      throw ConfigError((path.empty() ? "" : path + ".") + item.key() + ": unknown key" +
-                        did_you_mean(item.key(), allowed) + "; allowed: " + join(allowed));
-  for (const auto& key : required)
-    if (!object.contains(key)) throw ConfigError(where + ": missing required key '" + key + "'");
-}
-
-PluginChoice plugin_choice(const json& config, const std::string& key, const std::string& name_key,
-                           const std::string& default_name) {
-  PluginChoice choice{default_name, json::object()};
-  if (!config.contains(key)) return choice;
-  const auto& section = config.at(key);
-  if (section.is_string()) {  // "schedule": "cosine" is short for {"name": "cosine"}
-    choice.name = section.get<std::string>();
-    return choice;
-  }
-  check_object(section, key, {name_key, "params"},
-               default_name.empty() ? std::vector<std::string>{name_key} : std::vector<std::string>{});
-  if (section.contains(name_key)) {
-    if (!section.at(name_key).is_string())
-      throw ConfigError(key + "." + name_key + ": expected a plugin name (string), got " +
-                        section.at(name_key).dump());
-    choice.name = section.at(name_key).get<std::string>();
-  }
-  if (section.contains("params")) {
-    if (!section.at("params").is_object())
-      throw ConfigError(key + ".params: expected a JSON object, got " + section.at("params").dump());
-    choice.params = section.at("params");
-  }
-  return choice;
-}
 
 const ParamSchema& train_schema() {
   static const ParamSchema schema =
@@ -84,43 +50,20 @@ const ParamSchema& eval_schema() {
 }  // namespace
 
 DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
-  check_object(
-      input, "",
-      {"output", "seed", "device", "data", "schedule", "weighting", "prediction", "unet", "train", "eval"},
-      {"output", "data"});
+  check_object(input, "",
+               {"output", "seed", "device", "data", "autoencoder", "schedule", "weighting", "prediction",
+                "unet", "train", "eval"},
+               {"output", "data"});
   DenoiserTrainConfig c;
-  if (!input.at("output").is_string() || input.at("output").get<std::string>().empty())
-    throw ConfigError("output: expected a folder name (string), got " + input.at("output").dump());
-  c.output = input.at("output").get<std::string>();
-  if (input.contains("seed")) {
-    if (!input.at("seed").is_number_integer() || input.at("seed").get<std::int64_t>() < 0)
-      throw ConfigError("seed: expected a non-negative integer, got " + input.at("seed").dump());
-    c.seed = input.at("seed").get<std::uint64_t>();
+  detail::parse_run_keys(input, c.output, c.seed, c.device);
+  detail::parse_data_section(input, c.data, c.hflip);
+  if (input.contains("autoencoder")) {
+    const auto& ae = input.at("autoencoder");
+    if (!ae.is_null() && (!ae.is_string() || ae.get<std::string>().empty()))
+      throw ConfigError("autoencoder: expected the path of an autoencoder.pt (or its run folder), got " +
+                        ae.dump() + "; leave it out to train in pixel space");
+    if (ae.is_string()) c.autoencoder = ae.get<std::string>();
   }
-
-  if (input.contains("device")) {
-    // The name is checked (and a GPU looked for) by resolve_device when the trainer is built.
-    if (!input.at("device").is_string())
-      throw ConfigError("device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " +
-                        input.at("device").dump());
-    c.device = input.at("device").get<std::string>();
-  }
-
-  const auto& data = input.at("data");
-  check_object(data, "data", {"dataset", "params", "hflip"}, {"dataset"});
-  if (!data.at("dataset").is_string())
-    throw ConfigError("data.dataset: expected a dataset plugin name, got " + data.at("dataset").dump());
-  c.data.name = data.at("dataset").get<std::string>();
-  if (data.contains("params")) {
-    if (!data.at("params").is_object())
-      throw ConfigError("data.params: expected a JSON object, got " + data.at("params").dump());
-    c.data.params = data.at("params");
-  }
-  if (data.contains("hflip")) {
-    if (!data.at("hflip").is_boolean()) throw ConfigError("data.hflip: expected true or false");
-    c.hflip = data.at("hflip").get<bool>();
-  }
-
   c.schedule = plugin_choice(input, "schedule", "name", "linear");
   c.weighting = plugin_choice(input, "weighting", "name", "unweighted");
   if (input.contains("prediction")) {
@@ -173,13 +116,12 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
                 {"train", train.json()},
                 {"eval", eval.json()}};
   c.resolved["eval"]["data_params"] = c.eval_data_params;
+  if (!c.autoencoder.empty()) c.resolved["autoencoder"] = c.autoencoder;
   return c;
 }
 
 json DenoiserTrainConfig::held_out_params() const {
-  json params = data.params;
-  for (const auto& item : eval_data_params.items()) params[item.key()] = item.value();
-  return params;
+  return detail::merged(data.params, eval_data_params);
 }
 
 }  // namespace latentlab

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "latentlab/error.hpp"
+#include "latentlab/train/checkpoint_file.hpp"
 
 namespace latentlab {
 namespace {
@@ -63,6 +64,17 @@ LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device d
   loaded.model->eval();
   for (auto& parameter : loaded.model->parameters()) parameter.set_requires_grad(false);
   return loaded;
+}
+
+void write_denoiser_file(const std::filesystem::path& path, const DenoiserTrainConfig& config,
+                         std::int64_t step, nn::UNet& model) {
+  torch::serialize::OutputArchive archive, weights;
+  archive.write("format", c10::IValue(kCheckpointFormat));
+  archive.write("config", c10::IValue(config.resolved.dump()));
+  archive.write("step", c10::IValue(step));
+  model->save(weights);
+  archive.write("model", weights);
+  save_archive_atomically(archive, path);
 }
 
 }  // namespace latentlab

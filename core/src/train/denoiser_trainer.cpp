@@ -11,8 +11,11 @@
 #include "latentlab/diffusion/objective.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
+#include "latentlab/train/autoencoder_file.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/data_order.hpp"
+#include "latentlab/train/denoiser_file.hpp"
+#include "trainer_common.hpp"
 
 namespace latentlab {
 
@@ -23,43 +26,13 @@ constexpr std::int64_t kCheckpointFormat = 1;
 constexpr std::uint64_t kDropoutStream = 0x9e3779b97f4a7c15ULL;
 constexpr std::uint64_t kEvalStream = 0xbf58476d1ce4e5b9ULL;
 
-using Clock = std::chrono::steady_clock;
+using detail::Clock;
+using detail::differences;
+using detail::duration_text;
+using detail::read_int;
+using detail::resumable_identity;
 
-std::string duration_text(double seconds) {
-  if (!std::isfinite(seconds)) return "?";
-  const auto s = static_cast<std::int64_t>(seconds + 0.5);
-  if (s >= 3600) return std::to_string(s / 3600) + "h" + std::to_string(s % 3600 / 60) + "m";
-  if (s >= 60) return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
-  return std::to_string(s) + "s";
-}
-
-// The parts of a resolved config that may change between an interrupted run and its resumption.
-nlohmann::json resumable_identity(nlohmann::json config) {
-  for (const char* key : {"steps", "log_every", "checkpoint_every"}) config["train"].erase(key);
-  config["eval"].erase("every");
-  config.erase("output");  // a run folder may be moved or named differently
-  config.erase("device");  // a run may continue on another device
-  return config;
-}
-
-// The first differences between two configs, as JSON paths ("/train/lr").
-std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
-  std::vector<std::string> paths;
-  for (const auto& op : nlohmann::json::diff(a, b)) paths.push_back(op.at("path").get<std::string>());
-  if (paths.size() > 8) paths.resize(8);
-  return join(paths);
-}
-
-std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key) {
-  c10::IValue value;
-  archive.read(key, value);
-  return value.toInt();
-}
-
-// The batch's images as latents z_0: pixel space for now (f = 1, identity autoencoder).
-torch::Tensor to_latents(const Batch& batch) {
-  return batch.images;
-}
+constexpr std::uint64_t kLatentStream = 0x94d049bb133111ebULL;
 
 }  // namespace
 
@@ -73,7 +46,8 @@ struct DenoiserTrainer::State {
   std::unique_ptr<DenoisingObjective> objective;
   std::unique_ptr<DataOrder> order;
   torch::Device device{torch::kCPU};
-  at::Generator generator;  // t and eps draws (on the CPU, whatever the device)
+  at::Generator generator;         // t and eps draws (on the CPU, whatever the device)
+  at::Generator latent_generator;  // the autoencoder's posterior samples
   std::int64_t step = 0;
   std::int64_t last_checkpoint = -1;  // step of the checkpoint on disk, -1: none yet
   bool eval_pending = false;          // interrupted at a step due for evaluation: evaluate on resumption
@@ -84,6 +58,13 @@ struct DenoiserTrainer::State {
       : config(std::move(c)), parts(std::move(p)), sink(s) {}
 
   bool conditional() const { return config.unet.num_classes > 0; }
+
+  // z_0 of a batch of images [B, C, H, W]: rescaled latents E(x) [B, c, H/f, W/f] (Sec. 3.1), or the
+  // images themselves in pixel space.
+  torch::Tensor latents(const torch::Tensor& images) {
+    const auto x = images.to(device);
+    return parts.codec ? parts.codec->encode(x, latent_generator) : x;
+  }
 
   DenoiserFn denoiser(nn::UNet& net, const torch::Tensor& labels) {
     return [net, labels](const torch::Tensor& z_t, const torch::Tensor& t) mutable {
@@ -124,11 +105,8 @@ struct DenoiserTrainer::State {
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
     archive.write("rng_generator", generator.get_state());
-    auto default_generator = at::detail::getDefaultCPUGenerator();
-    {
-      std::lock_guard<std::mutex> lock(default_generator.mutex());
-      archive.write("rng_default", default_generator.get_state());
-    }
+    archive.write("rng_latent", latent_generator.get_state());
+    archive.write("rng_default", detail::default_generator_state());
     const auto sampler_state = objective->sampler().state();
     archive.write("t_sampler_mean_square", sampler_state[0]);
     archive.write("t_sampler_counts", sampler_state[1]);
@@ -137,14 +115,7 @@ struct DenoiserTrainer::State {
   }
 
   void save_final_weights() {
-    torch::serialize::OutputArchive archive;
-    archive.write("format", c10::IValue(kCheckpointFormat));
-    archive.write("config", c10::IValue(config.resolved.dump()));
-    archive.write("step", c10::IValue(step));
-    torch::serialize::OutputArchive weights;
-    ema->save(weights);
-    archive.write("model", weights);
-    save_archive_atomically(archive, std::filesystem::path(config.output) / "denoiser.pt");
+    write_denoiser_file(std::filesystem::path(config.output) / "denoiser.pt", config, step, ema);
   }
 
   void evaluate() {
@@ -195,16 +166,29 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
         "unet.context_dim: training with cross-attention needs a conditioner, which this version "
         "cannot configure yet; remove context_dim/use_spatial_transformer (use num_classes for "
         "class conditioning)");
-  if (unet.in_channels != data.channels() || unet.out_channels != data.channels())
-    throw ConfigError("unet.in_channels/out_channels: the latents have " + std::to_string(data.channels()) +
-                      " channels (pixel space, f = 1), but the UNet takes " +
-                      std::to_string(unet.in_channels) + " and returns " + std::to_string(unet.out_channels) +
-                      "; set both to " + std::to_string(data.channels()));
-  if (data.resolution() % unet.size_divisor())
+  const auto f = s.parts.codec ? s.parts.codec->downsampling_factor() : 1;
+  const auto channels = s.parts.codec ? s.parts.codec->latent_channels() : data.channels();
+  const std::string space =
+      s.parts.codec ? "latents of autoencoder " + c.autoencoder : "images (pixel space)";
+  if (s.parts.codec && s.parts.codec->image_channels() != data.channels())
+    throw ConfigError("autoencoder: " + c.autoencoder + " encodes " +
+                      std::to_string(s.parts.codec->image_channels()) + "-channel images, the data has " +
+                      std::to_string(data.channels()) +
+                      " channels; set data.params.channels or use another autoencoder");
+  if (data.resolution() % f)
+    throw ConfigError("data.params.resolution: the autoencoder's f = " + std::to_string(f) +
+                      " needs an image side divisible by " + std::to_string(f) + ", the data is " +
+                      std::to_string(data.resolution()));
+  const auto latent_size = data.resolution() / f;
+  if (unet.in_channels != channels || unet.out_channels != channels)
+    throw ConfigError("unet.in_channels/out_channels: the " + space + " have " + std::to_string(channels) +
+                      " channels, but the UNet takes " + std::to_string(unet.in_channels) + " and returns " +
+                      std::to_string(unet.out_channels) + "; set both to " + std::to_string(channels));
+  if (latent_size % unet.size_divisor())
     throw ConfigError("unet.channel_mult: " + std::to_string(unet.levels()) +
                       " levels need a size divisible by " + std::to_string(unet.size_divisor()) +
-                      ", but the data is " + std::to_string(data.resolution()) + "x" +
-                      std::to_string(data.resolution()));
+                      ", but the " + space + " are " + std::to_string(latent_size) + "x" +
+                      std::to_string(latent_size));
   if (s.conditional() && data.num_classes() == 0)
     throw ConfigError("unet.num_classes: the UNet is class-conditional but the dataset has no labels");
   if (s.conditional() && data.num_classes() > unet.num_classes)
@@ -242,11 +226,17 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   s.objective = std::make_unique<DenoisingObjective>(*s.parts.schedule, *s.parts.weighting, c.prediction);
   s.order = std::make_unique<DataOrder>(data.size(), c.batch_size, c.seed, c.hflip);
   s.generator = at::make_generator<at::CPUGeneratorImpl>(c.seed);
+  s.latent_generator = at::make_generator<at::CPUGeneratorImpl>(c.seed ^ kLatentStream);
+  if (s.parts.codec) {
+    auto& module = s.parts.codec->autoencoder().module();
+    module.to(s.device);
+    module.eval();
+  }
 
   std::vector<std::int64_t> indices(static_cast<std::size_t>(c.eval_samples));
   for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int64_t>(i);
   const auto batch = held_out.get_batch(indices);
-  s.held_out_z0 = to_latents(batch).to(s.device);
+  s.held_out_z0 = s.latents(batch.images);
   s.held_out_labels = batch.labels.defined() ? batch.labels.to(s.device) : batch.labels;
 }
 
@@ -300,12 +290,10 @@ std::int64_t DenoiserTrainer::resume() {
   torch::Tensor generator_state, default_state, mean_square, counts;
   archive.read("rng_generator", generator_state);
   s.generator.set_state(generator_state.to(torch::kCPU));  // the archive was mapped to the device
+  if (archive.try_read("rng_latent", generator_state))
+    s.latent_generator.set_state(generator_state.to(torch::kCPU));
   archive.read("rng_default", default_state);
-  auto default_generator = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(default_generator.mutex());
-    default_generator.set_state(default_state.to(torch::kCPU));
-  }
+  detail::set_default_generator_state(default_state);
   archive.read("t_sampler_mean_square", mean_square);
   archive.read("t_sampler_counts", counts);
   s.objective->sampler().load_state({mean_square.to(torch::kCPU), counts.to(torch::kCPU)});
@@ -319,6 +307,12 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   auto& s = *state_;
   const auto& c = s.config;
   std::filesystem::create_directories(c.output);
+  if (s.parts.codec) {  // the run folder keeps its autoencoder, so `sample` needs nothing else
+    const auto source = autoencoder_file(c.autoencoder);
+    const auto copy = std::filesystem::path(c.output) / "autoencoder.pt";
+    if (!std::filesystem::exists(copy) || !std::filesystem::equivalent(source, copy))
+      std::filesystem::copy_file(source, copy, std::filesystem::copy_options::overwrite_existing);
+  }
   s.model->train();
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
   const std::int64_t first_step = s.step;
@@ -346,8 +340,7 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     for (std::int64_t micro = 0; micro < c.accumulate; ++micro) {
       const auto batch = s.order->next(*s.parts.train_data);
       const auto labels = s.conditional() ? batch.labels.to(s.device) : torch::Tensor();
-      auto terms =
-          s.objective->compute(s.denoiser(s.model, labels), to_latents(batch).to(s.device), s.generator);
+      auto terms = s.objective->compute(s.denoiser(s.model, labels), s.latents(batch.images), s.generator);
       (terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
       loss_sum = micro == 0 ? terms.loss.detach() : loss_sum + terms.loss.detach();

@@ -14,9 +14,10 @@ namespace latentlab::io {
 LATENTLAB_API torch::Tensor read_image(const std::filesystem::path& path, std::int64_t channels);
 
 // Writes images [N, C, H, W] (C = 1 or 3, values in [-1, 1], clamped) as one PNG grid with `columns`
-// columns (0: about sqrt(N)) and a 2-pixel border. Atomic (temporary file, then rename).
+// columns (0: about sqrt(N)) and a `border`-pixel black border. Atomic (temporary file, then rename).
+// One image with columns 1 and border 0 is a plain PNG of that image.
 LATENTLAB_API void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images,
-                                  std::int64_t columns = 0);
+                                  std::int64_t columns = 0, std::int64_t border = 2);
 
 // Writes a tensor as a NumPy .npy file (format 1.0, little-endian, C order; float32, float64, int64 or
 // uint8), readable with numpy.load. Atomic.

@@ -24,6 +24,9 @@ struct LATENTLAB_API DenoiserTrainConfig {
 
   PluginChoice data;  // a Dataset plugin
   bool hflip = false;
+  // Stage 2 on latents: the autoencoder.pt (or run folder) whose rescaled latents the denoiser learns;
+  // empty: pixel space. The trainer keeps a copy as <output>/autoencoder.pt.
+  std::string autoencoder;
   PluginChoice schedule{"linear", nlohmann::json::object()};
   PluginChoice weighting{"unweighted", nlohmann::json::object()};
   Prediction prediction = Prediction::Eps;

@@ -24,4 +24,9 @@ struct LoadedDenoiser {
 // checkpoint.pt when training has not finished). Throws Error naming the file and what is wrong.
 LATENTLAB_API LoadedDenoiser load_denoiser(const std::filesystem::path& path, torch::Device device);
 
+// Writes the weights of `model` as a denoiser.pt with the run's resolved configuration and step
+// (atomically), as `train-denoiser` does at the end and `import-weights` does for reference UNets.
+LATENTLAB_API void write_denoiser_file(const std::filesystem::path& path, const DenoiserTrainConfig& config,
+                                       std::int64_t step, nn::UNet& model);
+
 }  // namespace latentlab

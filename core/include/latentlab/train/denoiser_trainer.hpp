@@ -1,7 +1,7 @@
 #pragma once
-// Stage 2: trains the denoiser eps_theta on z_0 with a weighted eps loss (Eq. 2 and reweightings),
-// AdamW, EMA, gradient clipping and accumulation; logs the yardsticks (loss_simple and the ELBO of
-// held-out latents); checkpoints atomically and resumes exactly.
+// Stage 2: trains the denoiser eps_theta on z_0 (images, or rescaled latents z = E(x) of an autoencoder) with
+// a weighted eps loss (Eq. 2 and reweightings), AdamW, EMA, gradient clipping and accumulation; logs the
+// yardsticks (loss_simple and the ELBO of held-out latents); checkpoints atomically and resumes exactly.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +14,7 @@
 #include "latentlab/export.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/schedule.hpp"
+#include "latentlab/train/autoencoder_file.hpp"
 #include "latentlab/train/denoiser_config.hpp"
 #include "latentlab/train/metric_sink.hpp"
 #include "latentlab/weighting.hpp"
@@ -26,6 +27,9 @@ struct DenoiserTrainerParts {
   std::shared_ptr<Dataset> held_out;
   std::shared_ptr<Schedule> schedule;
   std::shared_ptr<LossWeighting> weighting;
+  // Stage 2 on latents: the autoencoder of config.autoencoder (null: pixel space). The trainer moves it
+  // to the run's device.
+  std::shared_ptr<LatentCodec> codec;
 };
 
 // Thrown when the loss or the gradient norm stops being finite.

@@ -1,0 +1,69 @@
+#pragma once
+// A trained (or imported) autoencoder on disk: `autoencoder.pt`, written by `train-autoencoder` and
+// `import-weights`, read by `reconstruct`, `train-denoiser` and `sample`. It holds the plugin's name
+// and resolved parameters (enough to rebuild it), the weights, the latent statistics and the rescaling
+// stage 2 applies.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "latentlab/autoencoder.hpp"
+#include "latentlab/export.hpp"
+#include "latentlab/train/latent_stats.hpp"
+
+namespace latentlab {
+
+struct LATENTLAB_API AutoencoderFileInfo {
+  std::string name;                                  // the plugin ("kl", "vq", "identity", ...)
+  nlohmann::json params = nlohmann::json::object();  // its resolved parameters
+  std::int64_t step = 0;                             // training steps behind the weights
+  std::string source;                                // "train-autoencoder", "import-weights: FILE", ...
+  LatentRescaling rescaling;
+  nlohmann::json statistics;  // LatentStatistics::to_json(), or null when none were computed
+};
+
+// Builds an autoencoder plugin from its name and parameters (the host passes the registry's).
+using AutoencoderFactory =
+    std::function<std::shared_ptr<Autoencoder>(const std::string& name, const nlohmann::json& params)>;
+
+// Writes `info` and the autoencoder's weights to `path` atomically.
+LATENTLAB_API void write_autoencoder_file(const std::filesystem::path& path, const AutoencoderFileInfo& info,
+                                          Autoencoder& autoencoder);
+
+// Reads `info` without building the network. `path` may be a run folder (its autoencoder.pt).
+// Throws Error naming the file when it is missing, corrupt or not an autoencoder file.
+LATENTLAB_API AutoencoderFileInfo read_autoencoder_info(const std::filesystem::path& path);
+
+// The file an autoencoder path names: the path itself, or <folder>/autoencoder.pt.
+LATENTLAB_API std::filesystem::path autoencoder_file(const std::filesystem::path& path);
+
+// The latent interface stage 2 sees: z' = rescale(E(x)) and D(unrescale(z')), in eval mode, frozen.
+class LATENTLAB_API LatentCodec {
+ public:
+  LatentCodec(std::shared_ptr<Autoencoder> autoencoder, AutoencoderFileInfo info);
+  // Loads `path` with `factory`, on `device`.
+  static std::shared_ptr<LatentCodec> load(const std::filesystem::path& path,
+                                           const AutoencoderFactory& factory, torch::Device device);
+
+  // x: [B, C, H, W] -> z': [B, c, H/f, W/f] (no gradients)
+  torch::Tensor encode(const torch::Tensor& x, at::Generator& generator);
+  // z': [B, c, h, w] -> x: [B, C, h f, w f] (differentiable in z', for post-hoc guidance)
+  torch::Tensor decode(const torch::Tensor& z);
+
+  std::int64_t downsampling_factor() const { return autoencoder_->downsampling_factor(); }
+  std::int64_t latent_channels() const { return autoencoder_->latent_channels(); }
+  std::int64_t image_channels() const { return autoencoder_->image_channels(); }
+  Autoencoder& autoencoder() { return *autoencoder_; }
+  const AutoencoderFileInfo& info() const { return info_; }
+
+ private:
+  std::shared_ptr<Autoencoder> autoencoder_;
+  AutoencoderFileInfo info_;
+};
+
+}  // namespace latentlab
