@@ -1,7 +1,8 @@
 // Smoke test of LatentLab's engine on another LibTorch (2.x, with CUDA when it has a GPU), built by
 // tools/compat/libtorch2_check.sh: the UNet on the GPU against the CPU (values and gradients), the
 // objective and the ELBO on the GPU, a short training run on the GPU that is interrupted and resumed,
-// and the UNet's GPU throughput. Exit status 1 when a check fails.
+// the first-stage networks and loss on the GPU, a PyTorch-made reference checkpoint read with this
+// LibTorch, and the UNet's GPU throughput. Exit status 1 when a check fails.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -11,7 +12,11 @@
 #include <filesystem>
 
 #include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/io/torch_file.hpp"
+#include "latentlab/nn/autoencoder_net.hpp"
+#include "latentlab/nn/state_dict.hpp"
 #include "latentlab/nn/unet.hpp"
+#include "latentlab/train/autoencoder_loss.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
 
 using namespace latentlab;
@@ -166,6 +171,83 @@ int main() {
          "train-denoiser on " + gpu.str() + ": 6 steps, checkpoint, resume at step " + std::to_string(from) +
              ", 6 more; last loss " +
              (second.losses.empty() ? std::string("?") : std::to_string(second.losses.back())));
+
+  // The first stage: the reference kl-f8 encoder/decoder on the device against the CPU, the stage-1
+  // loss with the GAN terms and the adaptive weight, and the PyTorch-made fixture through this LibTorch.
+  {
+    nn::AutoencoderNetConfig ae;
+    ae.in_channels = ae.out_ch = 3;
+    ae.ch = 128;
+    ae.ch_mult = {1, 2, 4, 4};
+    ae.num_res_blocks = 2;
+    ae.z_channels = 4;
+    torch::manual_seed(1);
+    nn::Encoder enc_cpu(ae), enc_gpu(ae);
+    nn::Decoder dec_cpu(ae), dec_gpu(ae);
+    {
+      torch::NoGradGuard no_grad;
+      auto a = enc_cpu->parameters(), b = enc_gpu->parameters();
+      for (std::size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+      a = dec_cpu->parameters(), b = dec_gpu->parameters();
+      for (std::size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+    }
+    enc_gpu->to(gpu);
+    dec_gpu->to(gpu);
+    const auto images = torch::rand({2, 3, 64, 64}) * 2 - 1;
+    torch::NoGradGuard no_grad;
+    const auto z_cpu = enc_cpu->forward(images), z_gpu = enc_gpu->forward(images.to(gpu));
+    const auto x_cpu = dec_cpu->forward(z_cpu.slice(1, 0, 4)), x_gpu = dec_gpu->forward(z_gpu.slice(1, 0, 4));
+    const double error = std::max(relative_error(z_gpu, z_cpu), relative_error(x_gpu, x_cpu));
+    expect(error < 1e-4, "kl-f8 encoder/decoder on " + gpu.str() + " vs CPU: relative error " + std::to_string(error));
+  }
+  {
+    Stage1LossConfig config;
+    config.disc_start = 1;
+    Stage1Loss loss(config, "kl", 3);
+    loss->move_to(gpu);
+    const auto last = torch::ones({1}, torch::TensorOptions().device(gpu)).requires_grad_(true);
+    const auto x = torch::rand({4, 3, 32, 32}, gpu) * 2 - 1;
+    const auto x_hat = (torch::rand({4, 3, 32, 32}, gpu) * 2 - 1) * last;
+    const auto g = loss->generator_loss(x, {x_hat, torch::zeros({}, gpu), {}}, 1, last);
+    g.loss.backward();
+    const auto d = loss->discriminator_loss(x, x_hat, 1);
+    d.loss.backward();
+    expect(std::isfinite(g.loss.item<double>()) && std::isfinite(d.loss.item<double>()) &&
+               last.grad().defined(),
+           "stage-1 loss with the GAN terms on " + gpu.str() + ": generator " + std::to_string(g.loss.item<double>()) +
+               ", discriminator " + std::to_string(d.loss.item<double>()));
+  }
+  {
+    // tests/fixtures/reference: made by PyTorch (tools/make_reference_fixtures.py).
+    const std::filesystem::path fixtures = "tests/fixtures/reference";
+    nn::AutoencoderNetConfig ae;
+    ae.in_channels = ae.out_ch = 1;
+    ae.ch = 4;
+    ae.ch_mult = {1, 2};
+    ae.num_res_blocks = 1;
+    ae.attn_resolutions = {8};
+    ae.resolution = 16;
+    ae.z_channels = 2;
+    ae.norm_groups = 2;
+    torch::nn::Module root;
+    auto encoder = root.register_module("encoder", nn::Encoder(ae));
+    auto decoder = root.register_module("decoder", nn::Decoder(ae));
+    auto quant = root.register_module("quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 4, 1)));
+    auto post = root.register_module("post_quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 2, 1)));
+    nn::NamedTensors tensors;
+    for (auto& [key, tensor] : io::read_torch_state_dict(fixtures / "kl_tiny.ckpt"))
+      if (key.rfind("loss.", 0) != 0) tensors.emplace_back(key, tensor);
+    const auto report = nn::load_state_dict(root, tensors);
+    root.to(gpu);
+    const auto expected = io::read_torch_file(fixtures / "kl_tiny_expected.pt");
+    torch::NoGradGuard no_grad;
+    const auto mean = quant->forward(encoder->forward(expected.find("x")->tensor.to(gpu))).slice(1, 0, 2);
+    const auto x_hat = decoder->forward(post->forward(mean));
+    const double error = relative_error(x_hat, expected.find("reconstruction")->tensor);
+    expect(report.complete() && error < 1e-4,
+           "reference kl checkpoint (PyTorch-made) read with this LibTorch, reconstructed on " + gpu.str() +
+               ": relative error " + std::to_string(error) + (report.complete() ? "" : "; " + report.summary()));
+  }
 
   // Throughput of the benchmark UNet on the device (TF32 allowed again, as a user would run it).
   at::globalContext().setAllowTF32CuDNN(true);

@@ -26,7 +26,7 @@ flags=(-std=c++17 -O2 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wal
        -D_GLIBCXX_USE_CXX11_ABI="$abi" -DFMT_HEADER_ONLY -Icore/include -I"$out/generated"
        -isystem "$headers" -isystem "$torch_dir/include" -isystem "$torch_dir/include/torch/csrc/api/include")
 export out
-sources=(core/src/*.cpp core/src/*/*.cpp plugins/schedules/*.cpp plugins/weightings/*.cpp plugins/datasets/*.cpp)
+sources=(core/src/*.cpp core/src/*/*.cpp plugins/*/*.cpp)
 printf '%s\n' "${sources[@]}" | xargs -P "$(nproc)" -I{} sh -c \
   'g++ "$@" -c "{}" -o "$out/obj/$(echo "{}" | tr / _).o" 2>&1 | sed "s|^|{}: |"' _ "${flags[@]}"
 for s in "${sources[@]}"; do
@@ -36,7 +36,10 @@ echo "compiled ${#sources[@]} files"
 
 libs=(-L"$torch_dir/lib" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10)
 [ -e "$torch_dir/lib/libtorch_cuda.so" ] && libs+=(-ltorch_cuda -lc10_cuda)
-g++ -shared -o "$out/liblatentlab_core.so" "$out"/obj/core_src_*.o "${libs[@]}"
+# Debian links libstb; elsewhere the stb implementations are compiled in from the headers folder.
+printf '#define STB_IMAGE_IMPLEMENTATION\n#include <stb/stb_image.h>\n#define STB_IMAGE_WRITE_IMPLEMENTATION\n#include <stb/stb_image_write.h>\n' > "$out/stb.c"
+gcc -O2 -fPIC -isystem "$headers" -c "$out/stb.c" -o "$out/stb.o"
+g++ -shared -o "$out/liblatentlab_core.so" "$out"/obj/core_src_*.o "$out/stb.o" "${libs[@]}"
 g++ "${flags[@]}" tools/compat/cuda_smoke.cpp -o "$out/cuda_smoke" -L"$out" -llatentlab_core "${libs[@]}" \
   -Wl,-rpath,"$out:$torch_dir/lib"
 "$out/cuda_smoke"
