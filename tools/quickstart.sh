@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick start: set-up, build, then the most complete end-to-end run LatentLab has today:
 # check the environment, list the plugins, print the paper's default noise schedule, and train a
-# small pixel-space denoiser on Fashion-MNIST for a minute, logging both yardsticks.
+# small pixel-space denoiser on Fashion-MNIST for a minute, logging both yardsticks, sample it, and
+# train a small f = 4 KL autoencoder and measure its reconstructions.
 # (The sweep engine will replace this with `latentlab sweep experiments/quickstart.json`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +24,6 @@ echo "\$ cat results/quickstart-denoiser/eval.csv"
 cat results/quickstart-denoiser/eval.csv
 run samplers check --sampler ddim --sampler dpmpp_2m --data gaussian
 run sample results/quickstart-denoiser --sampler dpmpp_2m --steps 20 --count 16
+rm -rf results/quickstart-autoencoder
+run train-autoencoder experiments/quickstart-autoencoder.json
+run reconstruct --autoencoder results/quickstart-autoencoder fashion-mnist --count 256

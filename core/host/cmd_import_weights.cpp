@@ -3,6 +3,7 @@
 // LatentLab autoencoder.pt or denoiser.pt, reporting missing, unexpected and mis-shaped keys.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "cli.hpp"
@@ -35,9 +36,11 @@ void check_report(const nn::StateDictReport& report, const ImportOptions& o, std
         "\nCheck that --config describes the checkpoint's model (widths, ch_mult, z_channels, "
         "embed_dim, n_embed)" +
         (report.mismatched.empty() ? "; --allow-missing keeps the model's own values for missing keys" : ""));
-  if (!report.unexpected.empty())
-    spdlog::warn("keys the model does not have, ignored:\n{}", report.summary());
-  if (!report.missing.empty()) spdlog::warn("missing keys keep their initial values:\n{}", report.summary());
+  if (!report.unexpected.empty() || !report.missing.empty())
+    spdlog::warn(
+        "keys that did not match (unexpected ones are ignored, missing ones keep their initial "
+        "values):\n{}",
+        report.summary());
 }
 
 std::int64_t global_step(const io::PickleValue& file) {
@@ -125,7 +128,13 @@ int run_import_weights(const Args& args) {
   info.params = params;
   info.step = global_step(file);
   info.source = "import-weights: " + o.checkpoint;
-  const double scale = vm.count("scale-factor") ? o.scale_factor : reference.scale_factor;
+  // The factor LDM used: --scale-factor, else the `scale_factor` buffer a LatentDiffusion checkpoint
+  // holds (scale_by_std recomputes it at the start of training), else the config's value.
+  double scale = reference.scale_factor;
+  const auto saved =
+      std::find_if(all.begin(), all.end(), [](const auto& item) { return item.first == "scale_factor"; });
+  if (saved != all.end() && saved->second.numel() == 1) scale = saved->second.item<double>();
+  if (vm.count("scale-factor")) scale = o.scale_factor;
   if (scale > 0) {
     info.rescaling = LatentRescaling::from_scale_factor(scale, autoencoder->latent_channels());
   } else {

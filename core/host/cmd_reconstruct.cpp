@@ -179,8 +179,10 @@ int run_reconstruct(const Args& args) {
               << fmt::format("rescaling    {} (Var after: {:.4f})\n", rescaling.mode,
                              rescaled_variance(stats, rescaling));
   }
-  std::cerr << "reconstruct: wrote " << (out / "reconstructions.png").string() << ", " << written
-            << " images under " << (out / "images").string() << " and metrics.json\n";
+  std::cerr << "reconstruct: wrote " << (out / "metrics.json").string();
+  if (written > 0)
+    std::cerr << ", reconstructions.png and " << written << " images under " << (out / "images").string();
+  std::cerr << "\n";
   return kOk;
 }
 

@@ -147,6 +147,10 @@ int run_sample(const Args& args) {
     throw ConfigError("sample: this model concatenates " +
                       std::to_string(config.unet.in_channels - channels) +
                       " conditioning channels to its input; conditioners are not available yet");
+  if (codec && codec->latent_channels() != channels)
+    throw ConfigError("sample: the autoencoder makes " + std::to_string(codec->latent_channels()) +
+                      "-channel latents, the denoiser " + std::to_string(channels) +
+                      "; the run's autoencoder.pt is not the one it was trained on");
   const auto image_channels = codec ? codec->image_channels() : channels;
   if (image_channels != 1 && image_channels != 3)
     throw ConfigError("sample: this model makes " + std::to_string(image_channels) +

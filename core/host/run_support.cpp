@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <iostream>
 
 #include "latentlab/error.hpp"
 
@@ -42,6 +43,59 @@ StopSignals::~StopSignals() {
 
 const std::atomic<bool>& StopSignals::stop() const {
   return stop_requested;
+}
+
+bool parse_training_command(const std::string& name, const Args& args, const std::string& summary,
+                            TrainingCommand& command) {
+  std::int64_t steps = 0;
+  po::options_description options("Options");
+  // clang-format off
+  options.add_options()
+      ("resume", po::bool_switch(&command.resume), "continue the run whose checkpoint is in the output folder")
+      ("output", po::value(&command.output), "output folder (overrides the config's \"output\")")
+      ("steps", po::value(&steps), "total optimiser steps (overrides train.steps)");
+  // clang-format on
+  add_common_options(options, command.common);
+  Positionals positional;
+  positional.add("config", po::value(&command.config_path));
+  po::variables_map vm;
+  const std::string usage = "latentlab " + name + " CONFIG.json [--resume] [--output DIR] [--steps N]";
+  if (!parse_command_line(name, args, options, positional, usage, summary, vm)) return false;
+  if (command.config_path.empty()) throw ConfigError(name + ": which config? Usage: " + usage);
+  apply_logging(command.common);
+  command.input = read_json_file(command.config_path);
+  if (command.input.is_object() && !command.output.empty()) command.input["output"] = command.output;
+  if (command.input.is_object() && vm.count("steps")) {
+    if (steps < 1) throw ConfigError("--steps: must be >= 1, got " + std::to_string(steps));
+    command.input["train"]["steps"] = steps;
+  }
+  return true;
+}
+
+void check_resume_state(const TrainingCommand& command, const std::string& output) {
+  const auto checkpoint = std::filesystem::path(output) / "checkpoint.pt";
+  if (!command.resume && std::filesystem::exists(checkpoint))
+    throw ConfigError(output + " already holds a checkpoint (" + checkpoint.string() +
+                      "); pass --resume to continue that run, or choose another output folder");
+  if (command.resume && !std::filesystem::exists(checkpoint))
+    throw ConfigError("--resume: there is no checkpoint at " + checkpoint.string() + " to resume from");
+}
+
+int run_training(const std::string& name, const TrainingCommand& command, const std::string& output,
+                 const std::string& files, const std::function<TrainOutcome(const std::atomic<bool>&)>& run) {
+  TrainOutcome outcome;
+  {
+    StopSignals signals;
+    outcome = run(signals.stop());
+  }
+  if (outcome.interrupted) {
+    std::cerr << name << ": interrupted at step " << outcome.step << "; continue with `latentlab " << name
+              << " " << command.config_path << " --resume"
+              << (command.output.empty() ? "" : " --output " + command.output) << "`\n";
+    return kFailure;
+  }
+  std::cerr << name << ": done, step " << outcome.step << "; results in " << output << " (" << files << ")\n";
+  return kOk;
 }
 
 AutoencoderFactory autoencoder_factory(const registry::Registry& registry) {

@@ -116,6 +116,15 @@ std::vector<CheckResult> check_autoencoder(const std::function<std::shared_ptr<A
                 return "no gradient reached last_layer() (the adaptive GAN weight needs one)";
               return {};
             }));
+  results.push_back(
+      check("decode is differentiable in z (post-hoc guidance needs the gradient)", [&]() -> std::string {
+        if (!z.defined()) return "no latent";
+        const auto leaf = z.detach().clone().requires_grad_(true);
+        a->decode(leaf).pow(2).sum().backward();
+        if (!leaf.grad().defined()) return "no gradient reached z";
+        if (!torch::isfinite(leaf.grad()).all().item<bool>()) return "non-finite gradient";
+        return {};
+      }));
   results.push_back(check(
       "VQ: code_indices gives [B, h, w] in [0, codebook_size); others: undefined", [&]() -> std::string {
         torch::NoGradGuard no_grad;

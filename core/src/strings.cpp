@@ -31,6 +31,17 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   if (word.empty()) return {};
+  // A one- or two-letter typo of a name wins ("ch_mlt" is "ch_mult", not "ch").
+  std::string near;
+  std::size_t near_distance = 3;
+  for (const auto& candidate : candidates) {
+    const std::size_t d = edit_distance(word, candidate);
+    if (d < near_distance && d * 3 <= std::max(word.size(), candidate.size())) {
+      near_distance = d;
+      near = candidate;
+    }
+  }
+  if (!near.empty()) return near;
   // A name the word is a prefix of ("beta" for "beta_start"), or that is a prefix of the word; the
   // shortest such wins.
   std::string prefix_match;

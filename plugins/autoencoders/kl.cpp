@@ -1,6 +1,7 @@
 // `kl`: the reference AutoencoderKL (ldm/models/autoencoder.py) with a diagonal Gaussian posterior.
 #include "kl.hpp"
 
+#include "first_stage.hpp"
 #include "latentlab/nn/regularizers.hpp"
 #include "net_params.hpp"
 
@@ -8,34 +9,23 @@ namespace latentlab::autoencoders {
 
 namespace {
 
-class KLAutoencoder : public Autoencoder {
+class KLAutoencoder : public FirstStage {
  public:
   explicit KLAutoencoder(const Params& params)
-      : config_(net_config(params, true)),
+      : FirstStage(net_config(params, true), 2 * params.get_int("z_channels"),
+                   2 * params.get_int("embed_dim"), params.get_int("embed_dim")),
         embed_dim_(params.get_int("embed_dim")),
         kl_weight_(params.get_float("kl_weight")),
-        sample_latent_(params.get_string("latent") == "sample"),
-        root_(std::make_shared<torch::nn::Module>()) {
-    encoder_ = root_->register_module("encoder", nn::Encoder(config_));
-    decoder_ = root_->register_module("decoder", nn::Decoder(config_));
-    quant_conv_ = root_->register_module(
-        "quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * config_.z_channels, 2 * embed_dim_, 1)));
-    post_quant_conv_ = root_->register_module(
-        "post_quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(embed_dim_, config_.z_channels, 1)));
-  }
+        sample_latent_(params.get_string("latent") == "sample") {}
 
-  std::int64_t downsampling_factor() const override { return config_.downsampling_factor(); }
   std::int64_t latent_channels() const override { return embed_dim_; }
-  std::int64_t image_channels() const override { return config_.in_channels; }
   std::string regularizer() const override { return "kl"; }
 
   torch::Tensor encode(const torch::Tensor& x, at::Generator& generator) override {
     const auto posterior = encode_posterior(x);
     return sample_latent_ ? posterior.sample(generator) : posterior.mean;
   }
-  torch::Tensor decode(const torch::Tensor& z) override {
-    return decoder_->forward(post_quant_conv_->forward(z));
-  }
+  torch::Tensor decode(const torch::Tensor& z) override { return decoder_output(z); }
   torch::Tensor reconstruct(const torch::Tensor& x) override { return decode(encode_posterior(x).mean); }
 
   AutoencoderOutput forward(const torch::Tensor& x, at::Generator& generator) override {
@@ -49,22 +39,14 @@ class KLAutoencoder : public Autoencoder {
     return out;
   }
 
-  torch::nn::Module& module() override { return *root_; }
-  torch::Tensor last_layer() override { return decoder_->last_layer(); }
-
  private:
   nn::DiagonalGaussian encode_posterior(const torch::Tensor& x) {
-    return nn::DiagonalGaussian(quant_conv_->forward(encoder_->forward(x)));  // moments [B, 2c, H/f, W/f]
+    return nn::DiagonalGaussian(encoder_output(x));  // moments [B, 2c, H/f, W/f]
   }
 
-  nn::AutoencoderNetConfig config_;
   std::int64_t embed_dim_;
   double kl_weight_;
   bool sample_latent_;
-  std::shared_ptr<torch::nn::Module> root_;
-  nn::Encoder encoder_{nullptr};
-  nn::Decoder decoder_{nullptr};
-  torch::nn::Conv2d quant_conv_{nullptr}, post_quant_conv_{nullptr};
 };
 
 }  // namespace

@@ -24,7 +24,7 @@ ParamSchema& add_net_params(ParamSchema& schema, std::int64_t z_channels, std::i
       .number_list("ch_mult", std::vector<double>{1, 2, 4, 4},
                    "width multiplier per resolution level; f = 2^(length - 1), 1 to 6 levels (f = 1..32)",
                    Range::at_least(1), 1)
-      .integer("num_res_blocks", 2, "ResnetBlocks per level (the decoder has one more)", Range::at_least(0))
+      .integer("num_res_blocks", 2, "ResnetBlocks per level (the decoder has one more)", Range::at_least(1))
       .number_list("attn_resolutions", std::vector<double>{},
                    "feature-map sides (counted from `resolution`) that get self-attention",
                    Range::at_least(1))

@@ -2,6 +2,7 @@
 // codebook updates and dead-code restarts.
 #include "vq.hpp"
 
+#include "first_stage.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/nn/regularizers.hpp"
 #include "net_params.hpp"
@@ -10,78 +11,61 @@ namespace latentlab::autoencoders {
 
 namespace {
 
-class VQAutoencoder : public Autoencoder {
+nn::VectorQuantizerOptions quantizer_options(const Params& params) {
+  nn::VectorQuantizerOptions q;
+  q.n_embed = params.get_int("n_embed");
+  q.embed_dim = params.get_int("embed_dim");
+  q.beta = params.get_float("beta");
+  q.legacy_loss = params.get_bool("legacy_loss");
+  q.ema = params.get_bool("ema");
+  q.ema_decay = params.get_float("ema_decay");
+  q.restart_every = params.get_int("restart_every");
+  return q;
+}
+
+class VQAutoencoder : public FirstStage {
  public:
   explicit VQAutoencoder(const Params& params)
-      : config_(net_config(params, false)),
+      : FirstStage(net_config(params, false), params.get_int("z_channels"), params.get_int("embed_dim"),
+                   params.get_int("embed_dim")),
         quantize_latent_(params.get_bool("quantize_latent")),
-        root_(std::make_shared<torch::nn::Module>()) {
-    nn::VectorQuantizerOptions q;
-    q.n_embed = params.get_int("n_embed");
-    q.embed_dim = params.get_int("embed_dim");
-    q.beta = params.get_float("beta");
-    q.legacy_loss = params.get_bool("legacy_loss");
-    q.ema = params.get_bool("ema");
-    q.ema_decay = params.get_float("ema_decay");
-    q.restart_every = params.get_int("restart_every");
-    encoder_ = root_->register_module("encoder", nn::Encoder(config_));
-    decoder_ = root_->register_module("decoder", nn::Decoder(config_));
-    quantize_ = root_->register_module("quantize", nn::VectorQuantizer(q));
-    quant_conv_ = root_->register_module(
-        "quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(config_.z_channels, q.embed_dim, 1)));
-    post_quant_conv_ = root_->register_module(
-        "post_quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(q.embed_dim, config_.z_channels, 1)));
-    codebook_weight_ = params.get_float("codebook_weight");
+        codebook_weight_(params.get_float("codebook_weight")) {
+    quantize_ = root_->register_module("quantize", nn::VectorQuantizer(quantizer_options(params)));
   }
 
-  std::int64_t downsampling_factor() const override { return config_.downsampling_factor(); }
   std::int64_t latent_channels() const override { return quantize_->options().embed_dim; }
-  std::int64_t image_channels() const override { return config_.in_channels; }
   std::string regularizer() const override { return "vq"; }
   std::int64_t codebook_size() const override { return quantize_->options().n_embed; }
 
   torch::Tensor encode(const torch::Tensor& x, at::Generator&) override {
-    const auto h = pre_quantization(x);
+    const auto h = encoder_output(x);
     return quantize_latent_ ? quantize_->lookup(quantize_->indices(h)) : h;
   }
   torch::Tensor decode(const torch::Tensor& z) override {
-    // The reference VQModelInterface.decode: quantise, then decode.
-    return decode_quantized(quantize_->lookup(quantize_->indices(z)));
+    // The reference VQModelInterface.decode: quantise (straight-through, so gradients reach z, as
+    // post-hoc guidance needs), then decode.
+    const auto z_q = quantize_->lookup(quantize_->indices(z));
+    return decoder_output(z + (z_q - z).detach());
   }
-  torch::Tensor reconstruct(const torch::Tensor& x) override { return decode(pre_quantization(x)); }
+  torch::Tensor reconstruct(const torch::Tensor& x) override { return decode(encoder_output(x)); }
   torch::Tensor code_indices(const torch::Tensor& x) override {
-    return quantize_->indices(pre_quantization(x));
+    return quantize_->indices(encoder_output(x));
   }
 
   AutoencoderOutput forward(const torch::Tensor& x, at::Generator& generator) override {
-    const auto q = quantize_->forward(pre_quantization(x), generator);
+    const auto q = quantize_->forward(encoder_output(x), generator);
     AutoencoderOutput out;
-    out.reconstruction = decode_quantized(q.quantized);
+    out.reconstruction = decoder_output(q.quantized);
     out.regularizer = codebook_weight_ * q.loss;
     out.logs = {
         {"codebook_loss", q.loss.detach()}, {"perplexity", q.perplexity}, {"codebook_usage", q.usage}};
     return out;
   }
 
-  torch::nn::Module& module() override { return *root_; }
-  torch::Tensor last_layer() override { return decoder_->last_layer(); }
-
  private:
-  torch::Tensor pre_quantization(const torch::Tensor& x) {
-    return quant_conv_->forward(encoder_->forward(x));  // [B, embed_dim, H/f, W/f]
-  }
-  torch::Tensor decode_quantized(const torch::Tensor& z_q) {
-    return decoder_->forward(post_quant_conv_->forward(z_q));
-  }
-
-  nn::AutoencoderNetConfig config_;
   bool quantize_latent_;
-  double codebook_weight_ = 1.0;
-  std::shared_ptr<torch::nn::Module> root_;
-  nn::Encoder encoder_{nullptr};
-  nn::Decoder decoder_{nullptr};
+  double codebook_weight_;
   nn::VectorQuantizer quantize_{nullptr};
-  torch::nn::Conv2d quant_conv_{nullptr}, post_quant_conv_{nullptr};
 };
 
 }  // namespace

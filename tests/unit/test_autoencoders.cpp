@@ -269,15 +269,23 @@ TEST(Stage1Loss, DiscStartAndReductionConventions) {
     return false;
   };
   Stage1Loss kl(config, "kl", 1);
-  const auto before = kl->generator_loss(x, out, 2, last);
-  EXPECT_FALSE(has(before, "g_loss"));
+  // Steps 1..3 are the reference's global_step 0..2 < disc_start: no GAN terms (logged as nan).
+  const auto before = kl->generator_loss(x, out, 3, last);
+  for (const auto& [name, value] : before.logs) {
+    if (name == "g_loss") {
+      EXPECT_TRUE(std::isnan(value.item<double>()));
+    }
+  }
   // KL convention: sum over pixels / B, divided by exp(logvar) = 1, plus logvar = 0.
   EXPECT_NEAR(before.loss.item<double>(), (x - x_hat).abs().sum().item<double>() / 2, 1e-3);
-  EXPECT_EQ(kl->discriminator_loss(x, x_hat, 2).loss.item<double>(), 0.0);
-  const auto after = kl->generator_loss(x, out, 3, last);
+  EXPECT_EQ(kl->discriminator_loss(x, x_hat, 3).loss.item<double>(), 0.0);
+  const auto after = kl->generator_loss(x, out, 4, last);
   EXPECT_TRUE(has(after, "g_loss") && has(after, "d_weight"));
-  EXPECT_GT(kl->discriminator_loss(x, x_hat, 3).loss.item<double>(), 0.0);
-  EXPECT_EQ(kl->generator_parameters().size(), 1u);  // the learned logvar
+  EXPECT_GT(kl->discriminator_loss(x, x_hat, 4).loss.item<double>(), 0.0);
+  EXPECT_TRUE(kl->generator_parameters().empty());  // logvar is fixed, as in the reference
+  auto learned = config;
+  learned.learn_logvar = "on";
+  EXPECT_EQ(Stage1Loss(learned, "kl", 1)->generator_parameters().size(), 1u);
 
   Stage1Loss vq(config, "vq", 1);
   EXPECT_NEAR(vq->generator_loss(x, out, 1, last).loss.item<double>(),

@@ -322,5 +322,26 @@ TEST(CsvMetricSink, ResumptionDropsLaterAndTornRows) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CsvMetricSink, RowsKeepTheHeadersColumnsByName) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("latentlab_csv_cols_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    CsvMetricSink sink(dir);
+    sink.write("train", 1, {{"loss", 1.0}, {"d_loss", 2.0}});
+    sink.write("train", 2, {{"d_loss", 4.0}, {"loss", 3.0}});                       // another order
+    sink.write("train", 3, {{"loss", 5.0}});                                        // a value missing: nan
+    EXPECT_THROW(sink.write("train", 4, {{"loss", 1.0}, {"g_loss", 1.0}}), Error);  // not a column
+  }
+  CsvMetricSink resumed(dir);  // a resumed run writes under the existing header
+  resumed.write("train", 4, {{"d_loss", 8.0}, {"loss", 7.0}});
+  resumed.flush();
+  std::ifstream in(dir / "train.csv");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "step,loss,d_loss\n1,1,2\n2,3,4\n3,5,nan\n4,7,8\n");
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace latentlab

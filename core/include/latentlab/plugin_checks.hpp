@@ -44,7 +44,7 @@ LATENTLAB_API std::vector<CheckResult> check_guider(const Guider& guider);
 //    finite float32; the same generator seed gives the same latents;
 //  - a second instance loaded from the first's saved module reconstructs identically;
 //  - the training pass gives x_hat of x's shape and a finite scalar regulariser >= 0, and gradients
-//    reach the decoder's last layer (when there are parameters);
+//    reach the decoder's last layer (when there are parameters), and decode is differentiable in z;
 //  - VQ code indices are in range; x is never modified.
 LATENTLAB_API std::vector<CheckResult> check_autoencoder(
     const std::function<std::shared_ptr<Autoencoder>()>& make);

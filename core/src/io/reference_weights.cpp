@@ -14,7 +14,9 @@ using nlohmann::json;
 // The reference config (the YAML as JSON) or ours, as {name, params} of an autoencoder plugin, and the
 // LatentDiffusion scale_factor when the config has one.
 ReferenceAutoencoder reference_autoencoder(json config) {
+  if (!config.is_object()) throw ConfigError("--config: expected a JSON object");
   if (config.contains("model")) config = config.at("model");
+  if (!config.is_object()) throw ConfigError("--config: \"model\" must be a JSON object");
   double scale_factor = 0;
   if (config.contains("target") && config.at("target").is_string()) {
     const auto target = config.at("target").get<std::string>();
@@ -23,6 +25,8 @@ ReferenceAutoencoder reference_autoencoder(json config) {
       scale_factor = params.value("scale_factor", 0.0);
       if (!params.contains("first_stage_config"))
         throw ConfigError("--config: the LatentDiffusion config has no first_stage_config");
+      if (!params.at("first_stage_config").is_object())
+        throw ConfigError("--config: first_stage_config must be a JSON object");
       params = params.at("first_stage_config").value("params", json::object());
       config = {{"target", "first_stage"}, {"params", params}};
       config["target"] = params.contains("n_embed") ? "VQModel" : "AutoencoderKL";
@@ -31,6 +35,18 @@ ReferenceAutoencoder reference_autoencoder(json config) {
     if (!params.contains("ddconfig"))
       throw ConfigError("--config: the reference config has no params.ddconfig");
     const auto& dd = params.at("ddconfig");
+    if (!dd.is_object()) throw ConfigError("--config: params.ddconfig must be a JSON object");
+    // Variants of the reference networks LatentLab does not build: refuse rather than import wrongly.
+    const std::vector<std::pair<const char*, json>> unsupported = {{"attn_type", "vanilla"},
+                                                                   {"use_linear_attn", false},
+                                                                   {"resamp_with_conv", true},
+                                                                   {"tanh_out", false},
+                                                                   {"give_pre_end", false}};
+    for (const auto& [key, supported] : unsupported)
+      if (dd.contains(key) && dd.at(key) != supported)
+        throw ConfigError("--config: ddconfig." + std::string(key) + " = " + dd.at(key).dump() +
+                          " is not supported (LatentLab builds the reference's default, " + supported.dump() +
+                          ")");
     if (dd.value("double_z", !vq) == vq)
       throw ConfigError("--config: ddconfig.double_z must be " + std::string(vq ? "false" : "true") +
                         " for a " + (vq ? "VQ" : "KL") + " autoencoder");
@@ -42,6 +58,8 @@ ReferenceAutoencoder reference_autoencoder(json config) {
       if (dd.contains(key)) choice.params[key] = dd.at(key);
     for (const char* key : {"embed_dim", "n_embed"})
       if (params.contains(key)) choice.params[key] = params.at(key);
+    // taming's VectorQuantizer2 as the reference uses it (legacy=True): beta on the codebook term.
+    if (vq) choice.params["legacy_loss"] = true;
     if (params.contains("lossconfig") && params.at("lossconfig").contains("params")) {
       const auto& loss = params.at("lossconfig").at("params");
       if (!vq && loss.contains("kl_weight")) choice.params["kl_weight"] = loss.at("kl_weight");

@@ -18,8 +18,13 @@ void AutoencoderNetConfig::validate(const std::string& path) const {
     throw ConfigError(key("ch_mult") + ": expected 1 to 6 width multipliers (f = 2^(length - 1) = 1..32)");
   for (const auto m : ch_mult)
     if (m < 1) throw ConfigError(key("ch_mult") + ": multipliers must be >= 1");
-  if (ch < 1 || z_channels < 1 || in_channels < 1 || out_ch < 1 || num_res_blocks < 0 || resolution < 1)
-    throw ConfigError(key("ch") + "/z_channels/in_channels/out_ch/resolution must be >= 1");
+  for (const auto& [name, value] : {std::pair<const char*, std::int64_t>{"ch", ch},
+                                    {"z_channels", z_channels},
+                                    {"in_channels", in_channels},
+                                    {"out_ch", out_ch},
+                                    {"num_res_blocks", num_res_blocks},
+                                    {"resolution", resolution}})
+    if (value < 1) throw ConfigError(key(name) + ": must be >= 1, got " + std::to_string(value));
   if (norm_groups < 1) throw ConfigError(key("norm_groups") + ": must be >= 1");
   for (const auto m : ch_mult)
     if ((ch * m) % norm_groups)

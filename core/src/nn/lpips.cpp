@@ -35,7 +35,9 @@ std::string normalise_key(std::string key) {
     const auto rest = key.substr(9);
     const auto dot = rest.find('.');
     if (dot == std::string::npos) return {};
-    const auto index = std::stoll(rest.substr(0, dot));
+    const auto digits = rest.substr(0, dot);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return {};
+    const auto index = std::stoll(digits);
     return "net.slice" + std::to_string(slice_of(index)) + "." + rest;
   }
   if (key.rfind("net.slice", 0) == 0 || key.rfind("lin", 0) == 0) return key;
@@ -77,8 +79,7 @@ void LpipsImpl::load(const std::vector<std::filesystem::path>& files) {
   static const std::string kWhere =
       "LPIPS needs VGG16 and its lin-layer weights: pass a reference first-stage checkpoint (its "
       "loss.perceptual_loss.* keys), or torchvision's vgg16-397923af.pth together with taming's vgg.pth "
-      "(https://github.com/CompVis/taming-transformers, taming/modules/autoencoder/lpips/vgg.pth), or the "
-      "file `latentlab import-weights --kind lpips` writes";
+      "(https://github.com/CompVis/taming-transformers, taming/modules/autoencoder/lpips/vgg.pth)";
   if (files.empty()) throw ConfigError("no LPIPS weights file given; " + kWhere);
   std::string names;
   NamedTensors found;

@@ -37,7 +37,8 @@ VectorQuantizerImpl::VectorQuantizerImpl(const VectorQuantizerOptions& options) 
 }
 
 torch::Tensor VectorQuantizerImpl::indices(const torch::Tensor& z) {
-  // z: [B, c, h, w] -> [B, h, w]; nearest code in Euclidean distance.
+  // z: [B, c, h, w] -> [B, h, w]; nearest code in Euclidean distance (no graph: argmin has no gradient).
+  torch::NoGradGuard no_grad;
   const auto B = z.size(0), h = z.size(2), w = z.size(3);
   const auto flat = z.permute({0, 2, 3, 1}).reshape({-1, options_.embed_dim});  // [N, c]
   const auto& codes = embedding_->weight;                                       // [K, c]
@@ -73,8 +74,7 @@ QuantizeResult VectorQuantizerImpl::forward(const torch::Tensor& z, at::Generato
   else
     out.loss = codebook + options_.beta * commitment;
   out.quantized = z + (z_q - z).detach();  // straight-through: the decoder's gradient reaches the encoder
-  const auto probabilities = counts / counts.sum();
-  out.perplexity = torch::exp(-(probabilities * torch::log(probabilities + 1e-10)).sum()).detach();
+  out.perplexity = perplexity(counts).detach();
   out.usage = (counts > 0).to(torch::kFloat64).mean().detach();
   return out;
 }
@@ -114,6 +114,11 @@ void VectorQuantizerImpl::update_codebook(const torch::Tensor& z, const torch::T
       usage_.zero_();
     }
   }
+}
+
+torch::Tensor perplexity(const torch::Tensor& counts) {
+  const auto p = counts / counts.sum();
+  return torch::exp(-(p * torch::log(p + 1e-10)).sum());
 }
 
 }  // namespace latentlab::nn

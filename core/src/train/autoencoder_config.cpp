@@ -43,8 +43,7 @@ const ParamSchema& latents_schema() {
           .integer("samples", 2048, "training images encoded for the latent statistics", Range::at_least(2))
           .choice("rescale", "std", rescaling_modes(),
                   "stage-2 rescaling: none, std (z / sigma_hat, the reference's scale_by_std) or channel "
-                  "(per-channel standardisation)")
-          .string("snr_schedule", std::string("linear"), "schedule plugin of the SNR_eff table");
+                  "(per-channel standardisation)");
   return schema;
 }
 
@@ -88,11 +87,15 @@ AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
   c.eval_samples = eval.get_int("samples");
   c.eval_batch_size = eval.get_int("batch_size");
 
-  const auto latents =
-      latents_schema().validate(input.value("latents", json::object()), "latents", "latents");
+  json latents_input = input.value("latents", json::object());
+  if (!latents_input.is_object())
+    throw ConfigError("latents: expected a JSON object, got " + latents_input.dump());
+  // The SNR_eff table's schedule: a name, or {"name", "params"} (the stage-2 schedule it should match).
+  c.snr_schedule = detail::plugin_choice(latents_input, "snr_schedule", "name", "linear");
+  latents_input.erase("snr_schedule");
+  const auto latents = latents_schema().validate(latents_input, "latents", "latents");
   c.latent_samples = latents.get_int("samples");
   c.rescale = latents.get_string("rescale");
-  c.snr_schedule.name = latents.get_string("snr_schedule");
 
   c.resolved = {{"output", c.output},
                 {"seed", c.seed},
@@ -103,6 +106,7 @@ AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
                 {"train", train.json()},
                 {"eval", eval.json()},
                 {"latents", latents.json()}};
+  c.resolved["latents"]["snr_schedule"] = {{"name", c.snr_schedule.name}, {"params", c.snr_schedule.params}};
   c.resolved["eval"]["data_params"] = c.eval_data_params;
   return c;
 }

@@ -63,14 +63,15 @@ AutoencoderFileInfo open(const std::filesystem::path& file, torch::serialize::In
 std::filesystem::path autoencoder_file(const std::filesystem::path& path) {
   if (std::filesystem::is_directory(path)) {
     if (std::filesystem::exists(path / "autoencoder.pt")) return path / "autoencoder.pt";
-    throw Error(path.string() +
-                " holds no autoencoder.pt; is it a `train-autoencoder` output folder that has finished? "
-                "(an interrupted run resumes with `latentlab train-autoencoder CONFIG --resume`)");
+    throw ConfigError(
+        path.string() +
+        " holds no autoencoder.pt; is it a `train-autoencoder` output folder that has finished? "
+        "(an interrupted run resumes with `latentlab train-autoencoder CONFIG --resume`)");
   }
   if (!std::filesystem::exists(path))
-    throw Error("no autoencoder at " + path.string() +
-                ": give the autoencoder.pt written by `latentlab train-autoencoder` or `latentlab "
-                "import-weights`, or its folder");
+    throw ConfigError("no autoencoder at " + path.string() +
+                      ": give the autoencoder.pt written by `latentlab train-autoencoder` or `latentlab "
+                      "import-weights`, or its folder");
   return path;
 }
 

@@ -1,5 +1,7 @@
 #include "latentlab/train/autoencoder_loss.hpp"
 
+#include <cmath>
+
 #include "latentlab/error.hpp"
 #include "latentlab/params.hpp"
 #include "latentlab/strings.hpp"
@@ -15,7 +17,9 @@ const ParamSchema& loss_schema() {
               "perceptual", "none", {"lpips", "vgg", "none"},
               "perceptual term: LPIPS (needs perceptual_weights), its uncalibrated VGG16 baseline, or none")
           .number("perceptual_weight", 1.0, "weight w_p of the perceptual term", Range::at_least(0))
-          .integer("disc_start", 50001, "first step with the discriminator and GAN terms", Range::at_least(0))
+          .integer("disc_start", 50001,
+                   "the GAN terms are on after this many steps (the reference's global_step >= disc_start)",
+                   Range::at_least(0))
           .number("disc_weight", 0.5, "multiplies the adaptive GAN weight", Range::at_least(0))
           .number("disc_factor", 1.0, "weight of the GAN terms once active (0: no GAN)", Range::at_least(0))
           .integer("disc_layers", 3, "strided layers of the patch discriminator", Range::closed(1, 6))
@@ -24,9 +28,9 @@ const ParamSchema& loss_schema() {
           .choice("reduction", "auto", {"auto", "sum", "mean"},
                   "reconstruction term: summed over pixels and averaged over the batch (the reference KL "
                   "loss), or averaged (the reference VQ loss); auto picks by regulariser")
-          .choice("learn_logvar", "auto", {"auto", "on", "off"},
-                  "divide the reconstruction term by exp(logvar) and add logvar, a learned scalar (the "
-                  "reference KL loss); auto: on for KL")
+          .choice("learn_logvar", "off", {"off", "on"},
+                  "train the scalar logvar of the reconstruction term rec / exp(logvar) + logvar (the "
+                  "reference keeps it fixed at logvar_init)")
           .number("logvar_init", 0.0, "initial logvar", Range::any());
   return schema;
 }
@@ -104,7 +108,8 @@ Stage1LossImpl::Stage1LossImpl(const Stage1LossConfig& config, const std::string
     : config_(config) {
   const bool kl = regularizer == "kl";
   sum_reduction_ = config.reduction == "sum" || (config.reduction == "auto" && kl);
-  const bool learn_logvar = config.learn_logvar == "on" || (config.learn_logvar == "auto" && kl);
+  // The reference keeps loss.logvar out of its optimiser (a fixed scale); "on" learns it.
+  const bool learn_logvar = config.learn_logvar == "on";
   logvar_ = register_parameter("logvar", torch::full({}, config.logvar_init), learn_logvar);
   discriminator_ = register_module(
       "discriminator", nn::PatchDiscriminator(image_channels, config.disc_channels, config.disc_layers));
@@ -149,6 +154,9 @@ Stage1Terms Stage1LossImpl::generator_loss(const torch::Tensor& x, const Autoenc
     loss = loss + d_weight * disc_factor * g_loss;
     terms.logs.emplace_back("g_loss", g_loss.detach());
     terms.logs.emplace_back("d_weight", d_weight.detach());
+  } else {  // the same columns at every step (nan before disc_start)
+    terms.logs.emplace_back("g_loss", torch::full({}, std::nan("")));
+    terms.logs.emplace_back("d_weight", torch::full({}, std::nan("")));
   }
   terms.loss = loss;
   terms.logs.emplace_back("rec_loss", (x - x_hat).abs().mean().detach());

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "latentlab/eval/image_metrics.hpp"
+#include "latentlab/nn/regularizers.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
 #include "latentlab/train/autoencoder_file.hpp"
@@ -21,9 +22,6 @@ namespace latentlab {
 namespace {
 
 constexpr std::int64_t kCheckpointFormat = 1;
-constexpr std::uint64_t kDropoutStream = 0x9e3779b97f4a7c15ULL;
-constexpr std::uint64_t kLatentStream = 0x94d049bb133111ebULL;
-
 using detail::Clock;
 
 std::vector<std::int64_t> first_indices(std::int64_t start, std::int64_t end) {
@@ -38,7 +36,7 @@ std::vector<std::int64_t> snr_steps(std::int64_t T) {
   for (const std::int64_t t : {std::int64_t{1}, std::int64_t{10}, std::int64_t{50}})
     if (t < T) steps.push_back(t);
   for (std::int64_t k = 1; k <= 10; ++k)
-    if (k * T / 10 > steps.back()) steps.push_back(k * T / 10);
+    if (k * T / 10 >= 1 && (steps.empty() || k * T / 10 > steps.back())) steps.push_back(k * T / 10);
   return steps;
 }
 
@@ -71,8 +69,7 @@ ReconstructionMetrics evaluate_reconstruction(
   m.l1 /= n;
   if (K > 0) {
     m.codebook_usage = (code_counts > 0).to(torch::kFloat64).mean().item<double>();
-    const auto p = code_counts / code_counts.sum();
-    m.perplexity = torch::exp(-(p * torch::log(p + 1e-10)).sum()).item<double>();
+    m.perplexity = nn::perplexity(code_counts).item<double>();
   }
   return m;
 }
@@ -99,13 +96,8 @@ struct AutoencoderTrainer::State {
 
   void save_checkpoint() {
     torch::serialize::OutputArchive archive, model, loss_archive, ae_opt, disc_opt;
-    archive.write("format", c10::IValue(kCheckpointFormat));
-    archive.write("config", c10::IValue(config.resolved.dump()));
-    archive.write("step", c10::IValue(step));
-    archive.write("data_epoch", c10::IValue(order->position().epoch));
-    archive.write("data_offset", c10::IValue(order->position().offset));
-    archive.write("wall_time", c10::IValue(wall_time));
-    archive.write("eval_pending", c10::IValue(eval_pending));
+    detail::write_checkpoint_header(archive, kCheckpointFormat, config.resolved,
+                                    {step, order->position(), wall_time, eval_pending});
     ae->module().save(model);
     archive.write("model", model);
     loss->save(loss_archive);
@@ -140,7 +132,7 @@ struct AutoencoderTrainer::State {
 
   void finish() {
     // Latent statistics over training images, the rescaling, and the SNR_eff table (Sec. G, D.1).
-    auto latent_generator = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ kLatentStream);
+    auto latent_generator = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ detail::kLatentStream);
     const auto images = std::min(config.latent_samples, parts.train_data->size());
     const auto stats = compute_latent_statistics(*ae, *parts.train_data, images, config.eval_batch_size,
                                                  device, latent_generator);
@@ -175,7 +167,7 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
   const auto& c = s.config;
   const auto& data = *s.parts.train_data;
   s.device = resolve_device(c.device);
-  torch::manual_seed(c.seed ^ kDropoutStream);  // the initial weights, then dropout draws
+  torch::manual_seed(c.seed ^ detail::kDropoutStream);  // the initial weights, then dropout draws
   s.ae = s.parts.make_autoencoder();
   auto& ae = *s.ae;
   if (ae.module().parameters().empty())
@@ -199,7 +191,7 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
                       "dataset has " +
                       std::to_string(s.parts.held_out->size()));
   // The patch discriminator halves the side `disc_layers` times, then two 4x4 convolutions take 2 more.
-  if (c.loss.disc_factor > 0 && c.loss.disc_start <= c.steps &&
+  if (c.loss.disc_factor > 0 && c.loss.disc_start < c.steps &&
       (data.resolution() >> c.loss.disc_layers) - 2 < 1)
     throw ConfigError("loss.disc_layers: " + std::to_string(c.loss.disc_layers) +
                       " layers leave no patches of " + std::to_string(data.resolution()) + "x" +
@@ -236,31 +228,13 @@ std::filesystem::path AutoencoderTrainer::checkpoint_path() const {
 std::int64_t AutoencoderTrainer::resume() {
   auto& s = *state_;
   const auto path = checkpoint_path();
-  if (!std::filesystem::exists(path)) throw Error("no checkpoint to resume from at " + path.string());
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path.string(), s.device);
-  } catch (const std::exception& e) {
-    throw Error("cannot read checkpoint " + path.string() + " (corrupt or not a LatentLab checkpoint): " +
-                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
-  }
-  c10::IValue value;
-  if (!archive.try_read("format", value) || value.toInt() != kCheckpointFormat)
-    throw Error("checkpoint " + path.string() + " is not an autoencoder checkpoint this build reads");
-  archive.read("config", value);
-  const auto saved = detail::resumable_identity(nlohmann::json::parse(value.toStringRef()));
-  const auto current = detail::resumable_identity(s.config.resolved);
-  if (saved != current)
-    throw ConfigError("the checkpoint in " + s.config.output +
-                      " was written with a different configuration (" + detail::differences(saved, current) +
-                      " differ; only train.steps, train.log_every, train.checkpoint_every and eval.every may "
-                      "change); use another output folder or restore the config");
-  s.step = detail::read_int(archive, "step");
-  s.order->set_position({detail::read_int(archive, "data_epoch"), detail::read_int(archive, "data_offset")});
-  archive.read("wall_time", value);
-  s.wall_time = value.toDouble();
-  archive.read("eval_pending", value);
-  s.eval_pending = value.toBool();
+  const auto progress =
+      detail::open_checkpoint(archive, path, s.device, kCheckpointFormat, s.config.resolved, s.config.output);
+  s.step = progress.step;
+  s.order->set_position(progress.position);
+  s.wall_time = progress.wall_time;
+  s.eval_pending = progress.eval_pending;
   torch::serialize::InputArchive model, loss_archive, ae_opt, disc_opt;
   archive.read("model", model);
   s.ae->module().load(model);
@@ -334,6 +308,9 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
       d.loss.backward();
       s.disc_optimizer->step();
       for (const auto& [name, value] : d.logs) values.emplace_back(name, value.item<double>());
+    } else {
+      for (const char* name : {"d_loss", "logits_real", "logits_fake"})
+        values.emplace_back(name, std::nan(""));
     }
     s.step = next;
     s.wall_time += std::chrono::duration<double>(Clock::now() - step_start).count();
@@ -341,7 +318,8 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
     s.sink.write("train", s.step, values);
     ++interval_steps;
     interval_loss += loss;
-    interval_rec += (x - out.reconstruction).abs().mean().item<double>();
+    for (const auto& [name, value] : values)
+      if (name == "rec_loss") interval_rec += value;
     if (s.step % c.log_every == 0 || s.step == c.steps) {
       const double rate = static_cast<double>(interval_steps) /
                           std::chrono::duration<double>(Clock::now() - interval_start).count();

@@ -22,17 +22,10 @@ namespace latentlab {
 namespace {
 
 constexpr std::int64_t kCheckpointFormat = 1;
-// Offsets that give each random stream of a run its own seed.
-constexpr std::uint64_t kDropoutStream = 0x9e3779b97f4a7c15ULL;
 constexpr std::uint64_t kEvalStream = 0xbf58476d1ce4e5b9ULL;
 
 using detail::Clock;
-using detail::differences;
 using detail::duration_text;
-using detail::read_int;
-using detail::resumable_identity;
-
-constexpr std::uint64_t kLatentStream = 0x94d049bb133111ebULL;
 
 }  // namespace
 
@@ -88,13 +81,8 @@ struct DenoiserTrainer::State {
 
   void save_checkpoint() {
     torch::serialize::OutputArchive archive;
-    archive.write("format", c10::IValue(kCheckpointFormat));
-    archive.write("config", c10::IValue(config.resolved.dump()));
-    archive.write("step", c10::IValue(step));
-    archive.write("data_epoch", c10::IValue(order->position().epoch));
-    archive.write("data_offset", c10::IValue(order->position().offset));
-    archive.write("wall_time", c10::IValue(wall_time));
-    archive.write("eval_pending", c10::IValue(eval_pending));
+    detail::write_checkpoint_header(archive, kCheckpointFormat, config.resolved,
+                                    {step, order->position(), wall_time, eval_pending});
     torch::serialize::OutputArchive model_archive, ema_archive, optimizer_archive;
     model->save(model_archive);
     archive.write("model", model_archive);
@@ -205,7 +193,7 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
                       std::to_string(held_out.size()));
 
   s.device = resolve_device(c.device);
-  torch::manual_seed(c.seed ^ kDropoutStream);  // dropout draws from the default generator
+  torch::manual_seed(c.seed ^ detail::kDropoutStream);  // dropout draws from the default generator
   s.model = nn::UNet(unet);
   s.model->to(s.device);
   s.params = s.model->parameters();
@@ -226,7 +214,7 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   s.objective = std::make_unique<DenoisingObjective>(*s.parts.schedule, *s.parts.weighting, c.prediction);
   s.order = std::make_unique<DataOrder>(data.size(), c.batch_size, c.seed, c.hflip);
   s.generator = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  s.latent_generator = at::make_generator<at::CPUGeneratorImpl>(c.seed ^ kLatentStream);
+  s.latent_generator = at::make_generator<at::CPUGeneratorImpl>(c.seed ^ detail::kLatentStream);
   if (s.parts.codec) {
     auto& module = s.parts.codec->autoencoder().module();
     module.to(s.device);
@@ -249,35 +237,13 @@ std::filesystem::path DenoiserTrainer::checkpoint_path() const {
 std::int64_t DenoiserTrainer::resume() {
   auto& s = *state_;
   const auto path = checkpoint_path();
-  if (!std::filesystem::exists(path)) throw Error("no checkpoint to resume from at " + path.string());
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path.string(), s.device);
-  } catch (const std::exception& e) {
-    throw Error("cannot read checkpoint " + path.string() + " (corrupt or not a LatentLab checkpoint): " +
-                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
-  }
-  c10::IValue value;
-  archive.read("format", value);
-  if (value.toInt() != kCheckpointFormat)
-    throw Error("checkpoint " + path.string() + " has format " + std::to_string(value.toInt()) +
-                ", this build reads " + std::to_string(kCheckpointFormat));
-  archive.read("config", value);
-  const auto saved = resumable_identity(nlohmann::json::parse(value.toStringRef()));
-  const auto current = resumable_identity(s.config.resolved);
-  if (saved != current)
-    throw ConfigError(
-        "the checkpoint in " + s.config.output + " was written with a different configuration (" +
-        differences(saved, current) +
-        " differ; only train.steps, train.log_every, "
-        "train.checkpoint_every and eval.every may change); use another output folder or restore "
-        "the config");
-  s.step = read_int(archive, "step");
-  s.order->set_position({read_int(archive, "data_epoch"), read_int(archive, "data_offset")});
-  archive.read("wall_time", value);
-  s.wall_time = value.toDouble();
-  archive.read("eval_pending", value);
-  s.eval_pending = value.toBool();
+  const auto progress =
+      detail::open_checkpoint(archive, path, s.device, kCheckpointFormat, s.config.resolved, s.config.output);
+  s.step = progress.step;
+  s.order->set_position(progress.position);
+  s.wall_time = progress.wall_time;
+  s.eval_pending = progress.eval_pending;
   torch::serialize::InputArchive model_archive, ema_archive, optimizer_archive;
   archive.read("model", model_archive);
   s.model->load(model_archive);
@@ -307,11 +273,15 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   auto& s = *state_;
   const auto& c = s.config;
   std::filesystem::create_directories(c.output);
-  if (s.parts.codec) {  // the run folder keeps its autoencoder, so `sample` needs nothing else
+  // The run folder keeps its autoencoder, so `sample` and resumption need nothing else. A new run copies
+  // it (atomically); a resumed one keeps the copy it started with, whatever became of the original.
+  const auto copy = std::filesystem::path(c.output) / "autoencoder.pt";
+  if (s.parts.codec && (s.step == 0 || !std::filesystem::exists(copy))) {
     const auto source = autoencoder_file(c.autoencoder);
-    const auto copy = std::filesystem::path(c.output) / "autoencoder.pt";
     if (!std::filesystem::exists(copy) || !std::filesystem::equivalent(source, copy))
-      std::filesystem::copy_file(source, copy, std::filesystem::copy_options::overwrite_existing);
+      write_atomically(copy, [&](const std::filesystem::path& temporary) {
+        std::filesystem::copy_file(source, temporary, std::filesystem::copy_options::overwrite_existing);
+      });
   }
   s.model->train();
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();

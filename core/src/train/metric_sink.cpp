@@ -1,11 +1,13 @@
 #include "latentlab/train/metric_sink.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
 #include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 
 namespace latentlab {
@@ -22,23 +24,42 @@ void CsvMetricSink::write(const std::string& series, std::int64_t step, const Me
   auto it = files_.find(series);
   if (it == files_.end()) {
     const auto path = folder_ / (series + ".csv");
-    const bool exists = std::filesystem::exists(path) && std::filesystem::file_size(path) > 0;
+    std::vector<std::string> columns;
+    if (std::filesystem::exists(path) && std::filesystem::file_size(path) > 0) {  // a resumed run: its header
+      std::ifstream in(path);
+      std::string header, name;
+      std::getline(in, header);
+      std::istringstream names(header);
+      std::getline(names, name, ',');  // "step"
+      while (std::getline(names, name, ',')) columns.push_back(name);
+    }
     std::ofstream out(path, std::ios::app);
     if (!out) throw Error("cannot write " + path.string());
-    if (!exists) {
+    if (columns.empty()) {
       out << "step";
-      for (const auto& [name, value] : values) out << "," << name;
+      for (const auto& [name, value] : values) {
+        out << "," << name;
+        columns.push_back(name);
+      }
       out << "\n";
     }
-    it = files_.emplace(series, std::move(out)).first;
+    it = files_.emplace(series, Series{std::move(out), std::move(columns)}).first;
   }
+  auto& file = it->second;
+  // Every row has the header's columns, by name; a value the header lacks is a caller's mistake.
+  for (const auto& [name, value] : values)
+    if (std::find(file.columns.begin(), file.columns.end(), name) == file.columns.end())
+      throw Error("metric series '" + series + "': value '" + name + "' is not one of its columns (" +
+                  join(file.columns) + ")");
   char buffer[32];
-  it->second << step;
-  for (const auto& [name, value] : values) {
-    std::snprintf(buffer, sizeof buffer, "%.9g", value);
-    it->second << "," << buffer;
+  file.out << step;
+  for (const auto& column : file.columns) {
+    const auto at =
+        std::find_if(values.begin(), values.end(), [&](const auto& v) { return v.first == column; });
+    std::snprintf(buffer, sizeof buffer, "%.9g", at == values.end() ? std::nan("") : at->second);
+    file.out << "," << buffer;
   }
-  it->second << "\n";
+  file.out << "\n";
 }
 
 void CsvMetricSink::truncate_after(std::int64_t step) {
@@ -72,7 +93,7 @@ void CsvMetricSink::truncate_after(std::int64_t step) {
 }
 
 void CsvMetricSink::flush() {
-  for (auto& [series, file] : files_) file.flush();
+  for (auto& [series, file] : files_) file.out.flush();
 }
 
 }  // namespace latentlab

@@ -2,15 +2,22 @@
 // Helpers the stage-1 and stage-2 trainers share (private to the core library).
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "latentlab/error.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/train/data_order.hpp"
 
 namespace latentlab::detail {
+
+// Offsets that give each random stream of a run its own seed.
+constexpr std::uint64_t kDropoutStream = 0x9e3779b97f4a7c15ULL;  // initial weights, then dropout
+constexpr std::uint64_t kLatentStream = 0x94d049bb133111ebULL;   // autoencoder posterior samples
 
 using Clock = std::chrono::steady_clock;
 
@@ -26,8 +33,9 @@ inline std::string duration_text(double seconds) {
 inline nlohmann::json resumable_identity(nlohmann::json config) {
   for (const char* key : {"steps", "log_every", "checkpoint_every"}) config["train"].erase(key);
   config["eval"].erase("every");
-  config.erase("output");  // a run folder may be moved or named differently
-  config.erase("device");  // a run may continue on another device
+  config.erase("output");   // a run folder may be moved or named differently
+  config.erase("device");   // a run may continue on another device
+  config.erase("latents");  // stage 1: the statistics at the end, not the training
   return config;
 }
 
@@ -56,6 +64,61 @@ inline void set_default_generator_state(const torch::Tensor& state) {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(state.to(torch::kCPU));
+}
+
+// Where a run stands, as every checkpoint records it.
+struct Progress {
+  std::int64_t step = 0;
+  DataPosition position;
+  double wall_time = 0;       // seconds of training, summed over resumptions
+  bool eval_pending = false;  // interrupted at a step due for evaluation
+};
+
+// Writes the header every checkpoint starts with: format, the resolved config, the progress.
+inline void write_checkpoint_header(torch::serialize::OutputArchive& archive, std::int64_t format,
+                                    const nlohmann::json& resolved, const Progress& progress) {
+  archive.write("format", c10::IValue(format));
+  archive.write("config", c10::IValue(resolved.dump()));
+  archive.write("step", c10::IValue(progress.step));
+  archive.write("data_epoch", c10::IValue(progress.position.epoch));
+  archive.write("data_offset", c10::IValue(progress.position.offset));
+  archive.write("wall_time", c10::IValue(progress.wall_time));
+  archive.write("eval_pending", c10::IValue(progress.eval_pending));
+}
+
+// Loads `path` (mapped to `device`) for resumption: checks its format and that it was written with the
+// same configuration up to what may change (resumable_identity); returns its progress. Throws Error for
+// a missing or unreadable file, ConfigError for another configuration.
+inline Progress open_checkpoint(torch::serialize::InputArchive& archive, const std::filesystem::path& path,
+                                torch::Device device, std::int64_t format, const nlohmann::json& resolved,
+                                const std::string& output) {
+  if (!std::filesystem::exists(path)) throw Error("no checkpoint to resume from at " + path.string());
+  try {
+    archive.load_from(path.string(), device);
+  } catch (const std::exception& e) {
+    throw Error("cannot read checkpoint " + path.string() + " (corrupt or not a LatentLab checkpoint): " +
+                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+  }
+  c10::IValue value;
+  if (!archive.try_read("format", value) || !value.isInt() || value.toInt() != format)
+    throw Error("checkpoint " + path.string() + " has another format than this build reads (" +
+                std::to_string(format) + ")");
+  archive.read("config", value);
+  const auto saved = resumable_identity(nlohmann::json::parse(value.toStringRef()));
+  const auto current = resumable_identity(resolved);
+  if (saved != current)
+    throw ConfigError("the checkpoint in " + output + " was written with a different configuration (" +
+                      differences(saved, current) +
+                      " differ; only train.steps, train.log_every, train.checkpoint_every and eval.every "
+                      "may change); use another output folder or restore the config");
+  Progress progress;
+  progress.step = read_int(archive, "step");
+  progress.position = {read_int(archive, "data_epoch"), read_int(archive, "data_offset")};
+  archive.read("wall_time", value);
+  progress.wall_time = value.toDouble();
+  archive.read("eval_pending", value);
+  progress.eval_pending = value.toBool();
+  return progress;
 }
 
 }  // namespace latentlab::detail

@@ -56,4 +56,8 @@ class LATENTLAB_API VectorQuantizerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VectorQuantizer);
 
+// exp(entropy) of code frequencies: the number of equally used codes that would give them.
+// counts: [K] -> scalar
+LATENTLAB_API torch::Tensor perplexity(const torch::Tensor& counts);
+
 }  // namespace latentlab::nn

@@ -2,11 +2,11 @@
 // The stage-1 objective (Eq. 25), as the reference trains its first stages
 // (taming/ldm LPIPSWithDiscriminator, VQLPIPSWithDiscriminator):
 //   L = L_rec(x, D(E(x))) + L_reg + lambda * disc_factor * L_G,    L_D = disc_factor * L_hinge(D_psi)
-// with L_rec = |x - x_hat|_1 + w_p * LPIPS(x, x_hat) (KL: divided by exp(logvar) plus logvar, a learned
-// scalar, and summed over pixels / B; VQ: averaged), L_G = -mean D_psi(x_hat), the hinge loss
-// 1/2 (mean relu(1 - D(x)) + mean relu(1 + D(x_hat))), and the adaptive weight
-// lambda = disc_weight * ||grad_last L_rec|| / (||grad_last L_G|| + 1e-4), clamped to [0, 1e4], where
-// `last` is the decoder's last layer. disc_factor is 0 before step disc_start.
+// with L_rec = |x - x_hat|_1 + w_p * LPIPS(x, x_hat) (KL: divided by exp(logvar) plus logvar, a fixed
+// scalar unless learn_logvar, and summed over pixels / B; VQ: averaged), L_G = -mean D_psi(x_hat), the hinge
+// loss 1/2 (mean relu(1 - D(x)) + mean relu(1 + D(x_hat))), and the adaptive weight lambda = disc_weight *
+// ||grad_last L_rec|| / (||grad_last L_G|| + 1e-4), clamped to [0, 1e4], where `last` is the decoder's last
+// layer. disc_factor is 0 for the first disc_start steps.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -67,7 +67,8 @@ class LATENTLAB_API Stage1LossImpl : public torch::nn::Module {
   // The discriminator's loss at `step`; x_hat is detached here.
   Stage1Terms discriminator_loss(const torch::Tensor& x, const torch::Tensor& x_hat, std::int64_t step);
 
-  bool gan_active(std::int64_t step) const { return step >= config_.disc_start && config_.disc_factor > 0; }
+  // `step` counts from 1; the reference's 0-based global_step = step - 1 must be >= disc_start.
+  bool gan_active(std::int64_t step) const { return step > config_.disc_start && config_.disc_factor > 0; }
   nn::PatchDiscriminator discriminator() const { return discriminator_; }
   // Parameters the autoencoder's optimiser also trains (the learned logvar, when on).
   std::vector<torch::Tensor> generator_parameters() const;

@@ -25,7 +25,9 @@ class LATENTLAB_API MetricSink {
   virtual void flush() {}
 };
 
-// One CSV file per series, columns "step" then the values' names in the order first written.
+// One CSV file per series, columns "step" then the values' names in the order first written (or, for a
+// resumed run, the existing file's header). A later row without one of them gets nan there; a value
+// with a name not in the header is an Error.
 class LATENTLAB_API CsvMetricSink : public MetricSink {
  public:
   explicit CsvMetricSink(std::filesystem::path folder);
@@ -36,7 +38,11 @@ class LATENTLAB_API CsvMetricSink : public MetricSink {
 
  private:
   std::filesystem::path folder_;
-  std::map<std::string, std::ofstream> files_;
+  struct Series {
+    std::ofstream out;
+    std::vector<std::string> columns;
+  };
+  std::map<std::string, Series> files_;
 };
 
 }  // namespace latentlab
