@@ -11,7 +11,7 @@ out="${2:-results/autoencoder-f-sweep}"
 bin="${LATENTLAB:-build/bin/latentlab}"
 mkdir -p "$out"
 mults=(1 2 2 4 4 4)
-printf '| regulariser | f | latent | held-out PSNR (dB) | SSIM | codebook usage | latent std | seconds |\n'
+printf '| regulariser | f | latent | held-out PSNR (dB) | SSIM | codes used | latent std | seconds |\n'
 printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
 for reg in kl vq; do
   for levels in 1 2 3 4 5 6; do
@@ -43,7 +43,8 @@ JSON
 import json, sys
 r = json.load(open(sys.argv[1]))
 h = 32 // int(sys.argv[3])
-usage = f"{100 * r['codebook_usage']:.0f}% of {r['codebook_size']}" if "codebook_usage" in r else "-"
+usage = (f"{round(r['codebook_usage'] * r['codebook_size'])} of {r['codebook_size']} (perplexity {r['perplexity']:.0f})"
+         if "codebook_usage" in r else "-")
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {r['latent_channels']}x{h}x{h} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
       f"{usage} | {r['latent_statistics']['std']:.3f} | {sys.argv[4]} |")
 PY

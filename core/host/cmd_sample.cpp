@@ -136,11 +136,11 @@ int run_sample(const Args& args) {
 
   // A latent model: its autoencoder (the run folder's copy, else the path in its config).
   std::shared_ptr<LatentCodec> codec;
+  std::filesystem::path autoencoder_path;
   if (!config.autoencoder.empty()) {
     const auto copy = denoiser.path.parent_path() / "autoencoder.pt";
-    codec =
-        LatentCodec::load(std::filesystem::exists(copy) ? copy : std::filesystem::path(config.autoencoder),
-                          autoencoder_factory(*registry), device);
+    autoencoder_path = std::filesystem::exists(copy) ? copy : autoencoder_file(config.autoencoder);
+    codec = LatentCodec::load(autoencoder_path, autoencoder_factory(*registry), device);
   }
   const auto channels = config.unet.out_channels;  // of z (latents, or pixels)
   if (config.unet.in_channels != channels)
@@ -293,8 +293,11 @@ int run_sample(const Args& args) {
       {"guider", {{"name", o.guider}, {"params", resolved_guider}}},
       {"steps", o.steps},
       {"clip_x0", clip},
-      {"autoencoder", codec ? nlohmann::json(codec->info().source + " (" + codec->info().name +
-                                             ", f = " + std::to_string(codec->downsampling_factor()) + ")")
+      {"autoencoder", codec ? nlohmann::json{{"file", autoencoder_path.string()},
+                                             {"name", codec->info().name},
+                                             {"f", codec->downsampling_factor()},
+                                             {"source", codec->info().source},
+                                             {"rescaling", codec->info().rescaling.mode}}
                             : nlohmann::json()},
       {"nfe_per_run", nfe},
       {"start_t", start_t},

@@ -186,10 +186,8 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
     throw ConfigError(
         "eval.data_params: the held-out data must have the training data's channels and resolution");
   if (s.parts.held_out->size() < c.eval_samples)
-    throw ConfigError("eval.samples: " + std::to_string(c.eval_samples) +
-                      " held-out images asked for, the held-out "
-                      "dataset has " +
-                      std::to_string(s.parts.held_out->size()));
+    throw ConfigError("eval.samples: " + std::to_string(c.eval_samples) + " held-out images asked for, the " +
+                      "held-out dataset has " + std::to_string(s.parts.held_out->size()));
   // The patch discriminator halves the side `disc_layers` times, then two 4x4 convolutions take 2 more.
   if (c.loss.disc_factor > 0 && c.loss.disc_start < c.steps &&
       (data.resolution() >> c.loss.disc_layers) - 2 < 1)
