@@ -1,5 +1,7 @@
 #include "latentlab/train/autoencoder_config.hpp"
 
+#include <tuple>
+
 #include "config_json.hpp"
 #include "latentlab/params.hpp"
 #include "latentlab/train/latent_stats.hpp"
@@ -64,24 +66,12 @@ AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
   c.batch_size = train.get_int("batch_size");
   c.lr = train.get_float("lr");
   c.disc_lr = train.get_float("disc_lr");
-  const auto betas = train.get_numbers("betas");
-  if (betas.size() != 2) throw ConfigError("train.betas: expected two numbers [beta1, beta2]");
-  c.beta1 = betas[0];
-  c.beta2 = betas[1];
+  std::tie(c.beta1, c.beta2) = detail::betas(train);
   c.grad_clip = train.get_float("grad_clip");
   c.log_every = train.get_int("log_every");
   c.checkpoint_every = train.get_int("checkpoint_every");
 
-  json eval_input = input.value("eval", json::object());
-  if (!eval_input.is_object()) throw ConfigError("eval: expected a JSON object, got " + eval_input.dump());
-  c.eval_data_params = json{{"split", "test"}};
-  if (eval_input.contains("data_params")) {
-    if (!eval_input.at("data_params").is_object())
-      throw ConfigError(
-          "eval.data_params: expected a JSON object of dataset parameters (e.g. {\"split\": \"test\"})");
-    c.eval_data_params = eval_input.at("data_params");
-    eval_input.erase("data_params");
-  }
+  const auto eval_input = detail::eval_section(input, c.eval_data_params);
   const auto eval = eval_schema().validate(eval_input, "eval", "eval");
   c.eval_every = eval.get_int("every");
   c.eval_samples = eval.get_int("samples");

@@ -1,11 +1,13 @@
 #pragma once
 // JSON helpers shared by the training configs (private to the core library).
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "latentlab/error.hpp"
+#include "latentlab/params.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/train/denoiser_config.hpp"
 
@@ -92,6 +94,29 @@ inline void parse_run_keys(const json& input, std::string& output, std::uint64_t
 inline json merged(json params, const json& overrides) {
   for (const auto& item : overrides.items()) params[item.key()] = item.value();
   return params;
+}
+
+// The "eval" section without its "data_params" (which go to `data_params`; default {"split": "test"}),
+// ready for the eval schema.
+inline json eval_section(const json& input, json& data_params) {
+  json eval = input.value("eval", json::object());
+  if (!eval.is_object()) throw ConfigError("eval: expected a JSON object, got " + eval.dump());
+  data_params = json{{"split", "test"}};
+  if (eval.contains("data_params")) {
+    if (!eval.at("data_params").is_object())
+      throw ConfigError(
+          "eval.data_params: expected a JSON object of dataset parameters (e.g. {\"split\": \"test\"})");
+    data_params = eval.at("data_params");
+    eval.erase("data_params");
+  }
+  return eval;
+}
+
+// train.betas as [beta1, beta2].
+inline std::pair<double, double> betas(const Params& train) {
+  const auto values = train.get_numbers("betas");
+  if (values.size() != 2) throw ConfigError("train.betas: expected two numbers [beta1, beta2]");
+  return {values[0], values[1]};
 }
 
 }  // namespace latentlab::detail
