@@ -2,6 +2,8 @@
 # Installs every Debian 12 package LatentLab needs to build, test and run.
 # Idempotent: packages already installed are skipped; nothing runs when all are present.
 # Usage: tools/setup.sh            (as root, or with sudo available)
+#        tools/setup.sh --tests    also what only the tests use: Python's torch, with which they make
+#                                  reference outputs to compare LatentLab's networks against
 set -euo pipefail
 
 PACKAGES=(
@@ -16,6 +18,10 @@ PACKAGES=(
   zlib1g-dev                        # gzip-compressed IDX files (Fashion-MNIST)
   dataset-fashion-mnist             # real data for the quick start and tests
 )
+
+if [ "${1:-}" = "--tests" ]; then
+  PACKAGES+=(python3-torch python3-numpy)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,4 +1,5 @@
-// `latentlab bench denoiser`: training and sampling throughput of the UNet denoiser, as JSON.
+// `latentlab bench denoiser`: training and sampling throughput of the UNet denoiser, as JSON (`bench
+// features` and `bench fid` live in cmd_bench_metrics.cpp).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -117,6 +118,9 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
 }  // namespace
 
 int run_bench(const Args& args) {
+  // `bench features` and `bench fid` have options of their own: dispatch on the subject wherever it is.
+  for (const auto& arg : args)
+    if (arg == "features" || arg == "fid") return run_bench_metrics(args);
   CommonOptions common;
   std::string what, unet_json = kDefaultUNet, shape_text = "4,8,8", batch_text = "1,64";
   std::int64_t context_tokens = 1;
@@ -152,10 +156,11 @@ int run_bench(const Args& args) {
           vm))
     return kOk;
   if (what != "denoiser")
-    throw ConfigError(
-        "bench: what to measure? Only `denoiser` exists" +
-        (what.empty() ? std::string() : ", got '" + what + "'" + did_you_mean(what, {"denoiser"})) +
-        ". Usage: " + usage);
+    throw ConfigError("bench: what to measure? `denoiser`, `features` or `fid`" +
+                      (what.empty()
+                           ? std::string()
+                           : ", got '" + what + "'" + did_you_mean(what, {"denoiser", "features", "fid"})) +
+                      ". Usage: " + usage);
   if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
   if (openblas_threads < 1) throw ConfigError("--openblas-threads: must be >= 1");

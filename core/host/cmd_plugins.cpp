@@ -110,6 +110,8 @@ int run_checks(const registry::Registry& registry, const registry::Entry& entry,
     results = check_guider(*registry.create<Guider>(name, params, path));
   else if (kind == Autoencoder::kKind)
     results = check_autoencoder([&] { return registry.create<Autoencoder>(name, params, path); });
+  else if (kind == FeatureExtractor::kKind)
+    results = check_feature_extractor(*registry.create<FeatureExtractor>(name, params, path));
   else if (kind == Sampler::kKind)
     results = bench_checks(registry, *registry.create<Sampler>(name, params, path), name);
   else

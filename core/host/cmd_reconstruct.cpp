@@ -7,12 +7,16 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "feature_support.hpp"
 #include "latentlab/error.hpp"
+#include "latentlab/eval/generative_metrics.hpp"
 #include "latentlab/io/images.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
@@ -29,6 +33,7 @@ struct ReconstructOptions {
   std::vector<std::string> data_sets;
   std::int64_t count = 256, batch = 32, resolution = 0, images = 16;
   std::uint64_t seed = 0;
+  bool rfid = false;
 };
 
 // INPUT as a dataset: a folder of images (the `image-folder` plugin), or a dataset plugin's name.
@@ -84,25 +89,34 @@ int run_reconstruct(const Args& args) {
       ("data-params", po::value(&o.data_params), "dataset parameters as a JSON object")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of KL posterior samples for the latent statistics")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
-      ("format", po::value(&o.format)->default_value(o.format), "table or json");
+      ("format", po::value(&o.format)->default_value(o.format), "table or json")
+      ("rfid", po::bool_switch(&o.rfid), "also the reconstruction FID (rFID): FID of the reconstructions against the originals, on the features below");
   // clang-format on
+  FeatureOptions features;
+  po::options_description feature_options("rFID features (with --rfid; see `latentlab fid --help`)");
+  add_feature_options(feature_options, features, /*pass_options=*/false);
+  options.add(feature_options);
   add_common_options(options, common);
   Positionals positional;
   positional.add("input", po::value(&o.input));
   po::variables_map vm;
   const std::string usage =
-      "latentlab reconstruct --autoencoder CKPT INPUT [--out DIR] [--count N] [--data-set k=v]...";
+      "latentlab reconstruct --autoencoder CKPT INPUT [--out DIR] [--count N] [--data-set k=v]... [--rfid]";
   if (!parse_command_line(
           "reconstruct", args, options, positional, usage,
           "Encodes and decodes INPUT (an image folder, or a dataset name such as fashion-mnist, whose test "
           "split is used unless --data-set split=... says otherwise) with the autoencoder (KL: the "
           "posterior mean), writes OUT/reconstructions.png (original | reconstruction pairs), "
-          "OUT/images/NNNNN.png and OUT/metrics.json, and prints PSNR, SSIM, L1, codebook usage (VQ) and "
-          "the latent statistics.",
+          "OUT/images/NNNNN.png and OUT/metrics.json, and prints PSNR, SSIM, L1, codebook usage (VQ), "
+          "the latent statistics and, with --rfid, the reconstruction FID.",
           vm))
     return kOk;
   if (o.autoencoder.empty()) throw ConfigError("reconstruct: which autoencoder? Usage: " + usage);
   if (o.input.empty()) throw ConfigError("reconstruct: which images? Usage: " + usage);
+  if (!o.rfid)
+    for (const auto& name : feature_option_names())
+      if (vm.count(name))
+        throw ConfigError("--" + name + " sets up the rFID features; add --rfid, or leave it out");
   if (o.count < 0 || o.batch < 1 || o.images < 0)
     throw ConfigError("--count, --images >= 0 and --batch >= 1");
   if (o.format != "table" && o.format != "json")
@@ -128,10 +142,19 @@ int run_reconstruct(const Args& args) {
                codec->downsampling_factor(), codec->latent_channels(),
                data->resolution() / codec->downsampling_factor(),
                data->resolution() / codec->downsampling_factor());
+  // rFID (the paper's Tab. 8 column): FID of reconstructions against their originals, both streamed.
+  std::optional<FeatureExtractorChoice> rfid_features;
+  if (o.rfid) rfid_features = make_feature_extractor(*registry, features, device);
+  eval::FeatureStatistics original_stats, reconstruction_stats;
   std::vector<torch::Tensor> pairs;
   std::int64_t written = 0;
   const auto metrics = evaluate_reconstruction(
       ae, *data, count, o.batch, device, [&](const torch::Tensor& x, const torch::Tensor& x_hat) {
+        if (rfid_features) {
+          auto& extractor = *rfid_features->extractor;
+          original_stats.add(extractor.extract(eval::quantize_images(x.cpu())).features);
+          reconstruction_stats.add(extractor.extract(eval::quantize_images(x_hat.cpu())).features);
+        }
         for (std::int64_t i = 0; i < x.size(0) && written < o.images; ++i, ++written) {
           char name[32];
           std::snprintf(name, sizeof name, "%05lld.png", static_cast<long long>(written));
@@ -157,6 +180,15 @@ int run_reconstruct(const Args& args) {
                            {"latent_statistics", stats.to_json()},
                            {"rescaling", rescaling.to_json()},
                            {"variance_rescaled", rescaled_variance(stats, rescaling)}};
+  std::optional<eval::FidResult> rfid;
+  if (rfid_features) {
+    rfid = eval::fid(reconstruction_stats, original_stats);
+    for (const auto& warning : rfid->warnings) spdlog::warn("rFID: {}", warning);
+    report["rfid"] = std::isfinite(rfid->fid) ? nlohmann::json(rfid->fid) : nlohmann::json(nullptr);
+    report["rfid_features"] = {{"name", rfid_features->name},
+                               {"params", rfid_features->params},
+                               {"fingerprint", rfid_features->extractor->fingerprint()}};
+  }
   if (metrics.codebook_usage >= 0) {
     report["codebook_usage"] = metrics.codebook_usage;
     report["perplexity"] = metrics.perplexity;
@@ -171,6 +203,9 @@ int run_reconstruct(const Args& args) {
               << fmt::format("images       {} from {}\n", metrics.images, dataset)
               << fmt::format("PSNR         {:.2f} dB\nSSIM         {:.4f}\nL1           {:.4f}\n",
                              metrics.psnr, metrics.ssim, metrics.l1);
+    if (rfid)
+      std::cout << fmt::format("rFID         {:.4f} ({} features, {} images)\n", rfid->fid,
+                               rfid_features->name, rfid->n_a);
     if (metrics.codebook_usage >= 0)
       std::cout << fmt::format("codebook     {:.1f}% of {} codes used, perplexity {:.1f}\n",
                                metrics.codebook_usage * 100, ae.codebook_size(), metrics.perplexity);

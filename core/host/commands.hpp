@@ -13,11 +13,13 @@ int run_schedule(const Args& args);
 int run_doctor(const Args& args);
 int run_train_denoiser(const Args& args);
 int run_bench(const Args& args);
+int run_bench_metrics(const Args& args);  // `bench features`, `bench fid`
 int run_samplers(const Args& args);
 int run_sample(const Args& args);
 int run_train_autoencoder(const Args& args);
 int run_reconstruct(const Args& args);
 int run_import_weights(const Args& args);
+int run_fid(const Args& args);
 
 // `latentlab --version` text.
 void print_version();

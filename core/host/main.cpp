@@ -21,8 +21,13 @@ struct Command {
 
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
-      {"bench", {latentlab::host::run_bench, "measure throughput: `bench denoiser` (training and sampling)"}},
+      {"bench",
+       {latentlab::host::run_bench,
+        "measure throughput: `bench denoiser` (training, sampling), `bench features`, `bench fid`"}},
       {"doctor", {latentlab::host::run_doctor, "check threads, BLAS, datasets and plugins; say how to fix"}},
+      {"fid",
+       {latentlab::host::run_fid,
+        "FID, KID, Inception Score and precision/recall of two image sets (folders, arrays, datasets)"}},
       {"import-weights",
        {latentlab::host::run_import_weights,
         "turn a reference PyTorch checkpoint (LDM first stage or UNet) into a LatentLab file"}},

@@ -2,12 +2,14 @@
 // the host and every plugin share them.
 #include "latentlab/autoencoder.hpp"
 #include "latentlab/dataset.hpp"
+#include "latentlab/feature_extractor.hpp"
 #include "latentlab/weighting.hpp"
 
 namespace latentlab {
 
 Autoencoder::~Autoencoder() = default;
 Dataset::~Dataset() = default;
+FeatureExtractor::~FeatureExtractor() = default;
 LossWeighting::~LossWeighting() = default;
 
 }  // namespace latentlab

@@ -49,10 +49,13 @@ config vq ', "n_embed": 32, "restart_every": 4' 6
 "$host" train-autoencoder "$work/vq.json" --threads 1 2> "$work/vq.log" || { cat "$work/vq.log"; fail "vq"; }
 grep -q "codebook_usage" "$work/vq/eval.csv" || fail "vq: no codebook usage in eval.csv"
 
-echo "== reconstruct: a dataset, an image folder"
+echo "== reconstruct: a dataset (with rFID on a small classifier), an image folder"
 "$host" reconstruct --autoencoder "$work/vq" fashion-mnist --count 32 --data-set fit=resize --threads 1 \
+  --rfid --cache "$work/cache" --feature-set steps=20 --feature-set width=8 --feature-set feature_dim=16 \
   > "$work/rec.out" 2> "$work/rec.log" || { cat "$work/rec.log"; fail "reconstruct"; }
 grep -q "PSNR" "$work/rec.out" && grep -q "codebook" "$work/rec.out" || { cat "$work/rec.out"; fail "metrics"; }
+grep -q "^rFID .*classifier features, 32 images" "$work/rec.out" || { cat "$work/rec.out"; fail "no rFID"; }
+grep -q '"rfid":' "$work/vq/reconstructions/metrics.json" || fail "no rfid in metrics.json"
 test -s "$work/vq/reconstructions/reconstructions.png" || fail "no reconstructions.png"
 mkdir -p "$work/folder/shirts"
 cp "$work/vq/reconstructions/images/00000.png" "$work/vq/reconstructions/images/00001.png" "$work/folder/shirts/"
@@ -117,4 +120,5 @@ echo "not a checkpoint" > "$work/text.ckpt"
 expect_status 1 "not a PyTorch file" import-weights "$work/text.ckpt" --config "$fixtures/kl_tiny.json" --out "$work/x.pt"
 expect_status 1 "not a LatentLab autoencoder file" reconstruct --autoencoder "$fixtures/kl_tiny.ckpt" fashion-mnist
 expect_status 2 "neither an image folder nor a dataset" reconstruct --autoencoder "$work/vq" no-such-thing
+expect_status 2 "add --rfid" reconstruct --autoencoder "$work/vq" fashion-mnist --weights "$work/none.pth"
 echo "all autoencoder checks passed"

@@ -258,6 +258,8 @@ TEST(Cli, PluginsListAsJsonAndByDefault) {
                                           "autoencoder/vq",
                                           "dataset/fashion-mnist",
                                           "dataset/image-folder",
+                                          "features/classifier",
+                                          "features/inception-v3-fid",
                                           "guider/cfg",
                                           "guider/none",
                                           "guider/posthoc",

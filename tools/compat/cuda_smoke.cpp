@@ -2,18 +2,22 @@
 // tools/compat/libtorch2_check.sh: the UNet on the GPU against the CPU (values and gradients), the
 // objective and the ELBO on the GPU, a short training run on the GPU that is interrupted and resumed,
 // the first-stage networks and loss on the GPU, a PyTorch-made reference checkpoint read with this
-// LibTorch, and the UNet's GPU throughput. Exit status 1 when a check fails.
+// LibTorch, the FID Inception and FID's eigensolvers, and the UNet's and Inception's GPU throughput. Exit
+// status 1 when a check fails.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "latentlab/diffusion/elbo.hpp"
+#include "latentlab/eval/generative_metrics.hpp"
 #include "latentlab/io/torch_file.hpp"
 #include "latentlab/nn/autoencoder_net.hpp"
+#include "latentlab/nn/inception_v3.hpp"
 #include "latentlab/nn/state_dict.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/train/autoencoder_loss.hpp"
@@ -198,7 +202,8 @@ int main() {
     const auto z_cpu = enc_cpu->forward(images), z_gpu = enc_gpu->forward(images.to(gpu));
     const auto x_cpu = dec_cpu->forward(z_cpu.slice(1, 0, 4)), x_gpu = dec_gpu->forward(z_gpu.slice(1, 0, 4));
     const double error = std::max(relative_error(z_gpu, z_cpu), relative_error(x_gpu, x_cpu));
-    expect(error < 1e-4, "kl-f8 encoder/decoder on " + gpu.str() + " vs CPU: relative error " + std::to_string(error));
+    expect(error < 1e-4,
+           "kl-f8 encoder/decoder on " + gpu.str() + " vs CPU: relative error " + std::to_string(error));
   }
   {
     Stage1LossConfig config;
@@ -212,10 +217,11 @@ int main() {
     g.loss.backward();
     const auto d = loss->discriminator_loss(x, x_hat, 1);
     d.loss.backward();
-    expect(std::isfinite(g.loss.item<double>()) && std::isfinite(d.loss.item<double>()) &&
-               last.grad().defined(),
-           "stage-1 loss with the GAN terms on " + gpu.str() + ": generator " + std::to_string(g.loss.item<double>()) +
-               ", discriminator " + std::to_string(d.loss.item<double>()));
+    expect(
+        std::isfinite(g.loss.item<double>()) && std::isfinite(d.loss.item<double>()) && last.grad().defined(),
+        "stage-1 loss with the GAN terms on " + gpu.str() + ": generator " +
+            std::to_string(g.loss.item<double>()) + ", discriminator " +
+            std::to_string(d.loss.item<double>()));
   }
   {
     // tests/fixtures/reference: made by PyTorch (tools/make_reference_fixtures.py).
@@ -246,7 +252,51 @@ int main() {
     const double error = relative_error(x_hat, expected.find("reconstruction")->tensor);
     expect(report.complete() && error < 1e-4,
            "reference kl checkpoint (PyTorch-made) read with this LibTorch, reconstructed on " + gpu.str() +
-               ": relative error " + std::to_string(error) + (report.complete() ? "" : "; " + report.summary()));
+               ": relative error " + std::to_string(error) +
+               (report.complete() ? "" : "; " + report.summary()));
+  }
+
+  // The FID Inception on the device against the CPU (random weights), both preprocessings; FID's two
+  // trace-sqrt methods with this LibTorch's eigensolvers; Inception throughput on the device.
+  {
+    torch::manual_seed(3);
+    nn::FidInceptionV3 cpu_net;
+    cpu_net->eval();
+    nn::FidInceptionV3 gpu_net;
+    gpu_net->eval();
+    nn::load_state_dict(*gpu_net, nn::state_dict(*cpu_net));
+    gpu_net->to(gpu);
+    torch::NoGradGuard no_grad;
+    const auto images = torch::randint(0, 256, {4, 3, 64, 48}).to(torch::kUInt8);
+    for (const auto mode : {nn::InceptionPreprocess::kTorchFidelity, nn::InceptionPreprocess::kPytorchFid}) {
+      const auto want = cpu_net->forward(nn::inception_input(images, mode)).pool;
+      const auto got = gpu_net->forward(nn::inception_input(images.to(gpu), mode)).pool;
+      const double error = relative_error(got, want);
+      expect(error < 1e-3, "FID Inception on " + gpu.str() + " (" + nn::to_string(mode) +
+                               ") against the CPU: relative error " + std::to_string(error));
+    }
+    const auto a = torch::randn({300, 64}, torch::kFloat64),
+               b = torch::randn({300, 64}, torch::kFloat64) * 1.3;
+    const auto sa = a.t().mm(a) / 299.0, sb = b.t().mm(b) / 299.0;
+    const double symmetric = eval::trace_sqrt_product(sa, sb, eval::TraceSqrtMethod::kSymmetric);
+    const double general = eval::trace_sqrt_product(sa, sb, eval::TraceSqrtMethod::kEigenvalues);
+    expect(std::abs(symmetric - general) < 1e-8 * general, "FID trace sqrt: symmetric " +
+                                                               std::to_string(symmetric) +
+                                                               " vs eigenvalues " + std::to_string(general));
+    const auto batch = torch::randint(0, 256, {100, 3, 32, 32}).to(torch::kUInt8).to(gpu);
+    for (int i = 0; i < 3; ++i)
+      gpu_net->forward(nn::inception_input(batch, nn::InceptionPreprocess::kTorchFidelity));
+    if (gpu.is_cuda()) torch::cuda::synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    int calls = 0;
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 2.0) {
+      gpu_net->forward(nn::inception_input(batch, nn::InceptionPreprocess::kTorchFidelity));
+      ++calls;
+      if (gpu.is_cuda()) torch::cuda::synchronize();
+    }
+    std::printf(
+        "[info] FID Inception on %s: %.0f images/s (batch 100, float32)\n", gpu.str().c_str(),
+        100.0 * calls / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
   // Throughput of the benchmark UNet on the device (TF32 allowed again, as a user would run it).

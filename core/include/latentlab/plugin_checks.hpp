@@ -9,6 +9,7 @@
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/export.hpp"
+#include "latentlab/feature_extractor.hpp"
 #include "latentlab/guider.hpp"
 #include "latentlab/schedule_checks.hpp"
 #include "latentlab/weighting.hpp"
@@ -48,5 +49,11 @@ LATENTLAB_API std::vector<CheckResult> check_guider(const Guider& guider);
 //  - VQ code indices are in range; x is never modified.
 LATENTLAB_API std::vector<CheckResult> check_autoencoder(
     const std::function<std::shared_ptr<Autoencoder>()>& make);
+
+// On seeded random uint8 images [4, 3, 32, 32], and grey [4, 1, 32, 32] and [2, 3, 40, 56] ones:
+//  - feature_dim() >= 1, num_logits() >= 0, a non-empty fingerprint();
+//  - features [B, D] float32 on the CPU and finite; logits [B, K] exactly when K > 0; input untouched;
+//  - the same images give the same features, and an image alone gives its features in a batch.
+LATENTLAB_API std::vector<CheckResult> check_feature_extractor(FeatureExtractor& extractor);
 
 }  // namespace latentlab
