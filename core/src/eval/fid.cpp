@@ -76,10 +76,10 @@ double frechet_distance(const torch::Tensor& mu_1, const torch::Tensor& sigma_1,
   const auto m1 = mu_1.to(torch::kCPU, torch::kFloat64), m2 = mu_2.to(torch::kCPU, torch::kFloat64);
   if (m1.dim() != 1 || m1.sizes() != m2.sizes() || m1.size(0) != sigma_1.size(0))
     throw Error("FID needs two means [D] that match their covariances [D, D]");
+  const auto s1 = as_matrix(sigma_1, "Sigma_1"), s2 = as_matrix(sigma_2, "Sigma_2");
   const double mean_term = (m1 - m2).pow(2).sum().item<double>();
-  const double traces = as_matrix(sigma_1, "Sigma_1").trace().item<double>() +
-                        as_matrix(sigma_2, "Sigma_2").trace().item<double>();
-  return mean_term + traces - 2.0 * trace_sqrt_product(sigma_1, sigma_2, method);
+  const double traces = s1.trace().item<double>() + s2.trace().item<double>();
+  return mean_term + traces - 2.0 * trace_sqrt_product(s1, s2, method);
 }
 
 FidResult fid(const FeatureStatistics& a, const FeatureStatistics& b, TraceSqrtMethod method) {

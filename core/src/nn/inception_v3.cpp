@@ -204,50 +204,43 @@ torch::Tensor inception_input(const torch::Tensor& images, InceptionPreprocess m
 }
 
 FidInceptionV3Impl::FidInceptionV3Impl() {
-  register_module("Conv2d_1a_3x3", BasicConv2d(3, 32, 3, 2));
-  register_module("Conv2d_2a_3x3", BasicConv2d(32, 32, 3));
-  register_module("Conv2d_2b_3x3", BasicConv2d(32, 64, 3, 1, 1));
-  register_module("Conv2d_3b_1x1", BasicConv2d(64, 80, 1));
-  register_module("Conv2d_4a_3x3", BasicConv2d(80, 192, 3));
-  register_module("Mixed_5b", InceptionA(192, 32));
-  register_module("Mixed_5c", InceptionA(256, 64));
-  register_module("Mixed_5d", InceptionA(288, 64));
-  register_module("Mixed_6a", InceptionB(288));
-  register_module("Mixed_6b", InceptionC(768, 128));
-  register_module("Mixed_6c", InceptionC(768, 160));
-  register_module("Mixed_6d", InceptionC(768, 160));
-  register_module("Mixed_6e", InceptionC(768, 192));
-  register_module("Mixed_7a", InceptionD(768));
-  register_module("Mixed_7b", InceptionE(1280, false));
-  register_module("Mixed_7c", InceptionE(2048, true));
-  register_module("fc", torch::nn::Linear(2048, 1008));
+  const auto add = [this](const char* name, auto layer) {
+    register_module(name, layer);
+    stages_.emplace_back([layer](const torch::Tensor& h) mutable { return layer->forward(h); });
+  };
+  const auto max_pool = [this] {
+    stages_.emplace_back([](const torch::Tensor& h) { return torch::max_pool2d(h, 3, 2); });
+  };
+  add("Conv2d_1a_3x3", BasicConv2d(3, 32, 3, 2));      // [B, 32, 149, 149]
+  add("Conv2d_2a_3x3", BasicConv2d(32, 32, 3));        // [B, 32, 147, 147]
+  add("Conv2d_2b_3x3", BasicConv2d(32, 64, 3, 1, 1));  // [B, 64, 147, 147]
+  max_pool();                                          // [B, 64, 73, 73]
+  add("Conv2d_3b_1x1", BasicConv2d(64, 80, 1));        // [B, 80, 73, 73]
+  add("Conv2d_4a_3x3", BasicConv2d(80, 192, 3));       // [B, 192, 71, 71]
+  max_pool();                                          // [B, 192, 35, 35]
+  add("Mixed_5b", InceptionA(192, 32));                // [B, 256, 35, 35]
+  add("Mixed_5c", InceptionA(256, 64));                // [B, 288, 35, 35]
+  add("Mixed_5d", InceptionA(288, 64));                // [B, 288, 35, 35]
+  add("Mixed_6a", InceptionB(288));                    // [B, 768, 17, 17]
+  add("Mixed_6b", InceptionC(768, 128));               // [B, 768, 17, 17]
+  add("Mixed_6c", InceptionC(768, 160));
+  add("Mixed_6d", InceptionC(768, 160));
+  add("Mixed_6e", InceptionC(768, 192));
+  add("Mixed_7a", InceptionD(768));          // [B, 1280, 8, 8]
+  add("Mixed_7b", InceptionE(1280, false));  // [B, 2048, 8, 8]
+  add("Mixed_7c", InceptionE(2048, true));   // [B, 2048, 8, 8]
+  fc_ = register_module("fc", torch::nn::Linear(2048, 1008));
 }
 
 InceptionOutput FidInceptionV3Impl::forward(const torch::Tensor& x) {
   if (x.dim() != 4 || x.size(1) != 3 || x.size(2) != 299 || x.size(3) != 299)
     throw Error("the FID Inception takes [B, 3, 299, 299]; prepare images with inception_input()");
-  const auto conv = [this](const char* name) { return named_children()[name]->as<BasicConv2dImpl>(); };
-  const auto child = [this](const char* name) { return named_children()[name]; };
-  auto h = conv("Conv2d_1a_3x3")->forward(x);                    // [B, 32, 149, 149]
-  h = conv("Conv2d_2a_3x3")->forward(h);                         // [B, 32, 147, 147]
-  h = conv("Conv2d_2b_3x3")->forward(h);                         // [B, 64, 147, 147]
-  h = torch::max_pool2d(h, 3, 2);                                // [B, 64, 73, 73]
-  h = conv("Conv2d_3b_1x1")->forward(h);                         // [B, 80, 73, 73]
-  h = conv("Conv2d_4a_3x3")->forward(h);                         // [B, 192, 71, 71]
-  h = torch::max_pool2d(h, 3, 2);                                // [B, 192, 35, 35]
-  for (const char* name : {"Mixed_5b", "Mixed_5c", "Mixed_5d"})  // [B, 256 | 288 | 288, 35, 35]
-    h = child(name)->as<InceptionAImpl>()->forward(h);
-  h = child("Mixed_6a")->as<InceptionBImpl>()->forward(h);                   // [B, 768, 17, 17]
-  for (const char* name : {"Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"})  // [B, 768, 17, 17]
-    h = child(name)->as<InceptionCImpl>()->forward(h);
-  h = child("Mixed_7a")->as<InceptionDImpl>()->forward(h);  // [B, 1280, 8, 8]
-  h = child("Mixed_7b")->as<InceptionEImpl>()->forward(h);  // [B, 2048, 8, 8]
-  h = child("Mixed_7c")->as<InceptionEImpl>()->forward(h);  // [B, 2048, 8, 8]
+  auto h = x;
+  for (auto& stage : stages_) h = stage(h);  // [B, 2048, 8, 8]
   InceptionOutput out;
-  out.pool = h.mean({2, 3});  // [B, 2048]
-  const auto* fc = child("fc")->as<torch::nn::LinearImpl>();
-  out.logits_unbiased = out.pool.mm(fc->weight.t());  // [B, 1008]
-  out.logits = out.logits_unbiased + fc->bias;
+  out.pool = h.mean({2, 3});                           // [B, 2048]
+  out.logits_unbiased = out.pool.mm(fc_->weight.t());  // [B, 1008]
+  out.logits = out.logits_unbiased + fc_->bias;
   return out;
 }
 

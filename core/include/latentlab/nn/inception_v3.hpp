@@ -8,7 +8,9 @@
 // torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`), so the file loads by name.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -51,6 +53,11 @@ class LATENTLAB_API FidInceptionV3Impl : public torch::nn::Module {
   // Loads a torch.save'd state dict (either file above; extra AuxLogits.* keys are ignored). Throws
   // Error naming missing or mis-shaped keys.
   void load(const std::filesystem::path& file);
+
+ private:
+  // The layers up to pool3, in order (registered under their checkpoint names), and the classifier.
+  std::vector<std::function<torch::Tensor(const torch::Tensor&)>> stages_;
+  torch::nn::Linear fc_{nullptr};
 };
 TORCH_MODULE(FidInceptionV3);
 
