@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -49,6 +50,10 @@ bool parse_command_line(const std::string& command, const std::vector<std::strin
                       " --help` for the options.");
   }
   return true;
+}
+
+nlohmann::json number_or_null(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
 int hardware_threads() {

@@ -75,6 +75,9 @@ std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const
 int print_checks(const std::string& kind, const std::string& name, const nlohmann::json& params,
                  const std::vector<CheckResult>& results, bool as_json, bool details);
 
+// A number for a JSON report: null for NaN and inf, which JSON cannot spell.
+nlohmann::json number_or_null(double value);
+
 // Number of hardware threads (at least 1).
 int hardware_threads();
 

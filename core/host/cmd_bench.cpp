@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench_timing.hpp"
 #include "cli.hpp"
 #include "commands.hpp"
 #include "latentlab/error.hpp"
@@ -23,25 +24,6 @@ using Clock = std::chrono::steady_clock;
 const char* const kDefaultUNet = R"({"in_channels": 4, "out_channels": 4, "model_channels": 64,
   "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [1, 2],
   "num_head_channels": 32, "transformer_depth": 1, "context_dim": 64})";
-
-// Median seconds per call of `fn` over `repeats` rounds, each running at least `min_seconds`.
-template <class Fn>
-double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
-  std::vector<double> per_call;
-  for (int r = 0; r < repeats; ++r) {
-    std::int64_t calls = 0;
-    const auto start = Clock::now();
-    double elapsed = 0;
-    do {
-      fn();
-      ++calls;
-      elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    } while (elapsed < min_seconds);
-    per_call.push_back(elapsed / static_cast<double>(calls));
-  }
-  std::sort(per_call.begin(), per_call.end());
-  return per_call[per_call.size() / 2];
-}
 
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
@@ -147,7 +129,7 @@ int run_bench(const Args& args) {
   po::variables_map vm;
   const std::string usage =
       "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] [--threads "
-      "N]";
+      "N] (also: latentlab bench features --help, latentlab bench fid --help)";
   if (!parse_command_line(
           "bench", args, options, positional, usage,
           "Measures the UNet denoiser on random data and prints a JSON list, one object per batch "

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "bench_timing.hpp"
 #include "cli.hpp"
 #include "commands.hpp"
 #include "latentlab/error.hpp"
@@ -24,19 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The median of `repeats` timings of fn().
-template <class Fn>
-double median_seconds(Fn&& fn, int repeats) {
-  std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    const auto start = Clock::now();
-    fn();
-    times.push_back(seconds_since(start));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
 }
 
 double max_rss_mib() {
@@ -130,8 +118,8 @@ int bench_features(std::int64_t batch, int repeats, std::int64_t stream_images) 
       for (const auto mode :
            {nn::InceptionPreprocess::kTorchFidelity, nn::InceptionPreprocess::kPytorchFid}) {
         inception->forward(nn::inception_input(images.narrow(0, 0, 1), mode));  // warm-up
-        const double seconds =
-            median_seconds([&] { inception->forward(nn::inception_input(images, mode)); }, repeats);
+        const double seconds = median_seconds_per_call(
+            [&] { inception->forward(nn::inception_input(images, mode)); }, repeats, 0.0);
         report.push_back({{"extractor", "inception-v3-fid"},
                           {"preprocess", nn::to_string(mode)},
                           {"input", "3x" + std::to_string(side) + "x" + std::to_string(side)},
@@ -145,7 +133,7 @@ int bench_features(std::int64_t batch, int repeats, std::int64_t stream_images) 
   for (const std::int64_t side : {28, 32}) {
     const auto images = RandomImages(batch, 1, side).read(0, batch);
     classifier.extract(images);
-    const double seconds = median_seconds([&] { classifier.extract(images); }, repeats);
+    const double seconds = median_seconds_per_call([&] { classifier.extract(images); }, repeats, 0.0);
     report.push_back({{"extractor", "classifier"},
                       {"input", "1x" + std::to_string(side) + "x" + std::to_string(side)},
                       {"batch", batch},
@@ -171,7 +159,8 @@ int bench_fid(std::int64_t dim, std::int64_t samples, int repeats) {
   nlohmann::json report = nlohmann::json::array();
   for (const auto method : {eval::TraceSqrtMethod::kSymmetric, eval::TraceSqrtMethod::kEigenvalues}) {
     double value = 0;
-    const double seconds = median_seconds([&] { value = eval::fid(a, b, method).fid; }, repeats);
+    const double seconds =
+        median_seconds_per_call([&] { value = eval::fid(a, b, method).fid; }, repeats, 0.0);
     const char* name = method == eval::TraceSqrtMethod::kSymmetric ? "symmetric" : "eigenvalues";
     report.push_back(
         {{"trace_sqrt", name}, {"dim", dim}, {"samples", samples}, {"seconds", seconds}, {"fid", value}});

@@ -42,10 +42,6 @@ std::set<std::string> parse_metrics(const std::string& text) {
   return chosen;
 }
 
-nlohmann::json number(double value) {  // NaN and inf have no JSON spelling
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
-
 }  // namespace
 
 int run_fid(const Args& args) {
@@ -145,7 +141,7 @@ int run_fid(const Args& args) {
     const auto fid = eval::fid(a.statistics, b.statistics,
                                o.trace_sqrt == "symmetric" ? eval::TraceSqrtMethod::kSymmetric
                                                            : eval::TraceSqrtMethod::kEigenvalues);
-    report["fid"] = number(fid.fid);
+    report["fid"] = number_or_null(fid.fid);
     report["fid_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     warnings.insert(warnings.end(), fid.warnings.begin(), fid.warnings.end());
   }
@@ -154,8 +150,8 @@ int run_fid(const Args& args) {
     kid_options.subsets = o.kid_subsets;
     kid_options.subset_size = o.kid_subset_size;
     const auto kid = eval::kid(a.features, b.features, kid_options);
-    report["kid_mean"] = number(kid.mean);
-    report["kid_std"] = number(kid.std);
+    report["kid_mean"] = number_or_null(kid.mean);
+    report["kid_std"] = number_or_null(kid.std);
     report["kid_subset_size"] = kid.subset_size;
     report["kid_subsets"] = kid.subsets;
     if (kid.subset_size < o.kid_subset_size)
@@ -168,14 +164,14 @@ int run_fid(const Args& args) {
     eval::InceptionScoreOptions is_options;
     is_options.splits = o.is_splits;
     const auto is = eval::inception_score(a.logits, is_options);
-    report["is_mean"] = number(is.mean);
-    report["is_std"] = number(is.std);
+    report["is_mean"] = number_or_null(is.mean);
+    report["is_std"] = number_or_null(is.std);
     report["is_splits"] = is.splits;
   }
   if (metrics.count("pr")) {
     const auto pr = eval::precision_recall(b.features, a.features, o.pr_k);
-    report["precision"] = number(pr.precision);
-    report["recall"] = number(pr.recall);
+    report["precision"] = number_or_null(pr.precision);
+    report["recall"] = number_or_null(pr.recall);
     report["pr_k"] = pr.k;
   }
   report["warnings"] = warnings;

@@ -7,7 +7,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -152,8 +151,8 @@ int run_reconstruct(const Args& args) {
       ae, *data, count, o.batch, device, [&](const torch::Tensor& x, const torch::Tensor& x_hat) {
         if (rfid_features) {
           auto& extractor = *rfid_features->extractor;
-          original_stats.add(extractor.extract(eval::quantize_images(x.cpu())).features);
-          reconstruction_stats.add(extractor.extract(eval::quantize_images(x_hat.cpu())).features);
+          original_stats.add(extractor.extract(io::to_pixels(x)).features);
+          reconstruction_stats.add(extractor.extract(io::to_pixels(x_hat)).features);
         }
         for (std::int64_t i = 0; i < x.size(0) && written < o.images; ++i, ++written) {
           char name[32];
@@ -184,7 +183,7 @@ int run_reconstruct(const Args& args) {
   if (rfid_features) {
     rfid = eval::fid(reconstruction_stats, original_stats);
     for (const auto& warning : rfid->warnings) spdlog::warn("rFID: {}", warning);
-    report["rfid"] = std::isfinite(rfid->fid) ? nlohmann::json(rfid->fid) : nlohmann::json(nullptr);
+    report["rfid"] = number_or_null(rfid->fid);
     report["rfid_features"] = {{"name", rfid_features->name},
                                {"params", rfid_features->params},
                                {"fingerprint", rfid_features->extractor->fingerprint()}};

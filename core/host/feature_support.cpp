@@ -70,13 +70,7 @@ FeatureExtractorChoice make_feature_extractor(const registry::Registry& registry
     const nlohmann::json train_params = {{"split", "train"}}, test_params = {{"split", "test"}};
     const auto train = registry.create<Dataset>(dataset, train_params, "classifier dataset");
     const auto test = registry.create<Dataset>(dataset, test_params, "classifier dataset");
-    eval::ClassifierTrainingConfig config;
-    config.steps = params.at("steps").get<std::int64_t>();
-    config.batch_size = params.at("batch_size").get<std::int64_t>();
-    config.learning_rate = params.at("learning_rate").get<double>();
-    config.seed = params.at("seed").get<std::uint64_t>();
-    config.width = params.at("width").get<std::int64_t>();
-    config.feature_dim = params.at("feature_dim").get<std::int64_t>();
+    const auto config = eval::ClassifierTrainingConfig::from_json(params);
     const nlohmann::json description = {
         {"dataset", dataset},
         {"train", registry.resolved_params(Dataset::kKind, dataset, train_params, "classifier dataset")},
@@ -103,6 +97,10 @@ std::unique_ptr<eval::ImageSource> open_image_set(const registry::Registry& regi
     if (!fs::exists(path)) throw ConfigError("image array " + spec + " does not exist");
     return eval::array_images(path);
   }
+  if (spec.find('/') != std::string::npos && !fs::exists(path))
+    throw ConfigError("no file or folder " + spec +
+                      " exists, so it is not an image folder, a `latentlab sample` "
+                      "output folder or a .npy array; a dataset is named like fashion-mnist:test");
   const auto colon = spec.find(':');
   const std::string name = spec.substr(0, colon);
   const auto datasets = registry.names(Dataset::kKind);

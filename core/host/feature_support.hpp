@@ -1,7 +1,7 @@
 #pragma once
 // What `latentlab fid` and `latentlab reconstruct --rfid` share: choosing and building a feature
 // extractor (training and caching the `classifier` when needed), opening image sets by name, and
-// computing the metrics of two feature sets.
+// their features through the cache.
 #include <memory>
 #include <string>
 #include <vector>

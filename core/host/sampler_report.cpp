@@ -1,5 +1,7 @@
 #include "sampler_report.hpp"
 
+#include "cli.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -14,10 +16,6 @@ std::string cell(const char* format, double value, int width) {
   else
     std::snprintf(buffer, sizeof buffer, format, width, value);
   return buffer;
-}
-
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
 }  // namespace

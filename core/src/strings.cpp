@@ -90,4 +90,8 @@ std::string format_number(double value) {
   return buffer;
 }
 
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
+
 }  // namespace latentlab

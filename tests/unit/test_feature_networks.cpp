@@ -198,7 +198,7 @@ TEST(FeatureClassifier, TrainsCachesReloadsAndReportsAccuracy) {
   EXPECT_EQ(extractor->feature_dim(), 32);
   EXPECT_EQ(extractor->num_logits(), 10);
   const auto batch = test->get_batch({0, 1, 2, 3});
-  const auto pixels = eval::quantize_images(batch.images);
+  const auto pixels = io::to_pixels(batch.images);
   const auto out = extractor->extract(pixels);
   EXPECT_EQ(out.features.sizes(), (std::vector<std::int64_t>{4, 32}));
   EXPECT_TRUE(torch::equal(out.features, extractor->extract(pixels).features));  // deterministic

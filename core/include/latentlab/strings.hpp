@@ -19,6 +19,10 @@ LATENTLAB_API std::string did_you_mean(const std::string& word, const std::vecto
 // "a, b, c".
 LATENTLAB_API std::string join(const std::vector<std::string>& items, const std::string& sep = ", ");
 
+// The text up to the first newline: an exception message without LibTorch's source location and
+// backtrace, for one-line errors.
+LATENTLAB_API std::string first_line(const std::string& text);
+
 // A double printed with enough digits to read back exactly ("0.1", "1.5e-05").
 LATENTLAB_API std::string format_number(double value);
 

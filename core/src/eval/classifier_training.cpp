@@ -10,6 +10,7 @@
 #include "latentlab/error.hpp"
 #include "latentlab/io/images.hpp"
 #include "latentlab/io/sha256.hpp"
+#include "latentlab/strings.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/data_order.hpp"
 
@@ -32,6 +33,21 @@ nlohmann::json info_json(const ClassifierInfo& info) {
 nlohmann::json ClassifierTrainingConfig::to_json() const {
   return {{"steps", steps}, {"batch_size", batch_size}, {"learning_rate", learning_rate},
           {"seed", seed},   {"width", width},           {"feature_dim", feature_dim}};
+}
+
+ClassifierTrainingConfig ClassifierTrainingConfig::from_json(const nlohmann::json& json) {
+  ClassifierTrainingConfig config;
+  try {
+    config.steps = json.at("steps").get<std::int64_t>();
+    config.batch_size = json.at("batch_size").get<std::int64_t>();
+    config.learning_rate = json.at("learning_rate").get<double>();
+    config.seed = json.at("seed").get<std::uint64_t>();
+    config.width = json.at("width").get<std::int64_t>();
+    config.feature_dim = json.at("feature_dim").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("classifier training settings are incomplete: ") + e.what());
+  }
+  return config;
 }
 
 std::string dataset_content_hash(const Dataset& data) {
@@ -146,8 +162,8 @@ ClassifierInfo read_classifier_file(const std::filesystem::path& path, nn::Featu
   try {
     archive.load_from(path.string());
   } catch (const std::exception& e) {
-    throw Error("cannot read classifier file " + path.string() + " (corrupt or not a LatentLab file): " +
-                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+    throw Error("cannot read classifier file " + path.string() +
+                " (corrupt or not a LatentLab file): " + first_line(e.what()));
   }
   c10::IValue value;
   if (!archive.try_read("kind", value) || !value.isString() || value.toStringRef() != kKind)
@@ -193,7 +209,7 @@ std::filesystem::path cached_feature_classifier(const std::filesystem::path& cac
       return path;
     } catch (const Error& e) {
       spdlog::warn("the cached classifier {} is unreadable ({}); training it again", path.string(),
-                   std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+                   first_line(e.what()));
     }
   }
   spdlog::info("training the feature classifier on {} ({} images, {} steps); cached as {}",

@@ -8,6 +8,7 @@
 #include "latentlab/error.hpp"
 #include "latentlab/eval/feature_pass.hpp"
 #include "latentlab/io/sha256.hpp"
+#include "latentlab/strings.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 
 namespace latentlab::eval {
@@ -62,7 +63,7 @@ std::optional<FeatureSet> read_feature_file(const std::filesystem::path& path) {
     return set;
   } catch (const std::exception& e) {
     spdlog::warn("ignoring unreadable cached features {} ({}); recomputing them", path.string(),
-                 std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+                 first_line(e.what()));
     return std::nullopt;
   }
 }
@@ -148,8 +149,7 @@ FeatureSet cached_features(const std::filesystem::path& cache_dir, const ImageSo
     set.provenance["cache"] = path.string();
   } catch (const std::exception& e) {  // a full disk or read-only cache must not lose the pass
     spdlog::warn("could not cache the features of {} in {} ({}); going on without the cache",
-                 images.describe(), path.string(),
-                 std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+                 images.describe(), path.string(), first_line(e.what()));
   }
   if (!options.keep_features) set.features = torch::Tensor();
   if (!options.keep_logits) set.logits = torch::Tensor();

@@ -14,10 +14,6 @@ namespace latentlab::eval {
 
 ImageSource::~ImageSource() = default;
 
-torch::Tensor quantize_images(const torch::Tensor& images) {
-  return io::to_pixels(images);
-}
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -109,7 +105,7 @@ class ArrayImages final : public ImageSource {
   std::int64_t size() const override { return reader_.shape()[0]; }
   torch::Tensor read(std::int64_t start, std::int64_t count) const override {
     auto rows = reader_.read_rows(start, count);
-    if (quantize_) return quantize_images(rows);
+    if (quantize_) return io::to_pixels(rows);
     return channels_last_ ? rows.permute({0, 3, 1, 2}).contiguous() : rows;
   }
   std::string describe() const override {
@@ -134,7 +130,7 @@ class DatasetImages final : public ImageSource {
   torch::Tensor read(std::int64_t start, std::int64_t count) const override {
     std::vector<std::int64_t> indices(static_cast<std::size_t>(count));
     std::iota(indices.begin(), indices.end(), start);
-    return quantize_images(data_->get_batch(indices).images);
+    return io::to_pixels(data_->get_batch(indices).images);
   }
   std::string describe() const override {
     return description_ + " (" + std::to_string(data_->size()) + " images)";

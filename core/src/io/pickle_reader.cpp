@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
 
 namespace latentlab::io::detail {
 
@@ -689,7 +690,7 @@ PickleValue unpickle(ByteInput& in, const std::string& where, const PersistentLo
     throw Error(where + position() + " holds " + e.what());
   } catch (const c10::Error& e) {
     const std::string message = e.what_without_backtrace();
-    throw Error("corrupt pickle in " + where + position() + ": " + message.substr(0, message.find('\n')));
+    throw Error("corrupt pickle in " + where + position() + ": " + first_line(message));
   }
 }
 

@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
 #include "pickle_reader.hpp"
 
 namespace latentlab::io {
@@ -71,8 +72,7 @@ using detail::Unsupported;
 using Kind = PickleValue::Kind;
 
 std::string first_line(const c10::Error& e) {  // the rest is LibTorch's source location
-  const std::string message = e.what_without_backtrace();
-  return message.substr(0, message.find('\n'));
+  return latentlab::first_line(e.what_without_backtrace());
 }
 
 PickleValue tensor_value(torch::Tensor tensor) {

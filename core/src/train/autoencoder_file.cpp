@@ -1,6 +1,7 @@
 #include "latentlab/train/autoencoder_file.hpp"
 
 #include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 
 namespace latentlab {
@@ -9,11 +10,6 @@ namespace {
 
 constexpr std::int64_t kFormat = 1;
 const char* const kKind = "latentlab-autoencoder";
-
-std::string first_line(const std::exception& e) {
-  const std::string what = e.what();
-  return what.substr(0, what.find('\n'));
-}
 
 nlohmann::json info_json(const AutoencoderFileInfo& info) {
   return {{"name", info.name},
@@ -30,7 +26,7 @@ AutoencoderFileInfo open(const std::filesystem::path& file, torch::serialize::In
     archive.load_from(file.string(), torch::kCPU);
   } catch (const std::exception& e) {
     throw Error("cannot read " + file.string() +
-                " (corrupt, or not a LatentLab autoencoder file): " + first_line(e));
+                " (corrupt, or not a LatentLab autoencoder file): " + first_line(e.what()));
   }
   c10::IValue value;
   if (!archive.try_read("kind", value) || !value.isString() || value.toStringRef() != kKind)
@@ -54,7 +50,7 @@ AutoencoderFileInfo open(const std::filesystem::path& file, torch::serialize::In
     info.statistics = json.at("statistics");
     return info;
   } catch (const std::exception& e) {
-    throw Error(file.string() + ": its info record does not parse: " + first_line(e));
+    throw Error(file.string() + ": its info record does not parse: " + first_line(e.what()));
   }
 }
 
@@ -112,7 +108,7 @@ std::shared_ptr<LatentCodec> LatentCodec::load(const std::filesystem::path& path
     autoencoder->module().load(weights);
   } catch (const std::exception& e) {
     throw Error(file.string() + ": the weights do not fit autoencoder '" + info.name +
-                "' with the parameters saved beside them: " + first_line(e));
+                "' with the parameters saved beside them: " + first_line(e.what()));
   }
   autoencoder->module().to(device);
   autoencoder->module().eval();

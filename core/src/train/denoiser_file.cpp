@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
 #include "latentlab/train/checkpoint_file.hpp"
 
 namespace latentlab {
@@ -32,8 +33,8 @@ LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device d
   try {
     archive.load_from(file, torch::kCPU);
   } catch (const std::exception& e) {
-    throw Error("cannot read " + file + " (corrupt, or not a LatentLab denoiser file): " +
-                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+    throw Error("cannot read " + file +
+                " (corrupt, or not a LatentLab denoiser file): " + first_line(e.what()));
   }
   c10::IValue value;
   if (!archive.try_read("format", value) || !value.isInt())
@@ -57,8 +58,8 @@ LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device d
   try {
     loaded.model->load(weights);
   } catch (const std::exception& e) {
-    throw Error(file + ": the weights do not fit the UNet its configuration describes: " +
-                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+    throw Error(file +
+                ": the weights do not fit the UNet its configuration describes: " + first_line(e.what()));
   }
   loaded.model->to(device);
   loaded.model->eval();

@@ -96,8 +96,8 @@ inline Progress open_checkpoint(torch::serialize::InputArchive& archive, const s
   try {
     archive.load_from(path.string(), device);
   } catch (const std::exception& e) {
-    throw Error("cannot read checkpoint " + path.string() + " (corrupt or not a LatentLab checkpoint): " +
-                std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+    throw Error("cannot read checkpoint " + path.string() +
+                " (corrupt or not a LatentLab checkpoint): " + first_line(e.what()));
   }
   c10::IValue value;
   if (!archive.try_read("format", value) || !value.isInt() || value.toInt() != format)

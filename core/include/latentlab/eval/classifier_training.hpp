@@ -16,7 +16,7 @@
 
 namespace latentlab::eval {
 
-struct ClassifierTrainingConfig {
+struct LATENTLAB_API ClassifierTrainingConfig {
   std::int64_t steps = 3000;  // Adam steps (~6.4 epochs of Fashion-MNIST at batch 128)
   std::int64_t batch_size = 128;
   double learning_rate = 1e-3;  // cosine-decayed to 0
@@ -24,6 +24,9 @@ struct ClassifierTrainingConfig {
   std::int64_t width = 32;
   std::int64_t feature_dim = 128;
   nlohmann::json to_json() const;
+  // Reads the keys to_json() writes (the `classifier` plugin's resolved parameters hold them); throws
+  // Error naming a missing or mistyped key.
+  static ClassifierTrainingConfig from_json(const nlohmann::json& json);
 };
 
 // What a classifier file says about its network.

@@ -34,14 +34,11 @@ class LATENTLAB_API ImageSource {
 // the first that differs). Grey files give 1 channel unless another file is colour.
 LATENTLAB_API std::unique_ptr<ImageSource> folder_images(const std::filesystem::path& folder);
 // A .npy array: float32/float64 [N, C, H, W] in [-1, 1] (what `latentlab sample` writes), quantised by
-// quantize_images(); or uint8 [N, C, H, W] / [N, H, W, C] (C = 1 or 3).
+// io::to_pixels(); or uint8 [N, C, H, W] / [N, H, W, C] (C = 1 or 3).
 LATENTLAB_API std::unique_ptr<ImageSource> array_images(const std::filesystem::path& file);
 // A dataset's images (float in [-1, 1], quantised the same way). `description` names it in messages.
 LATENTLAB_API std::unique_ptr<ImageSource> dataset_images(std::shared_ptr<Dataset> data,
                                                           std::string description);
-
-// Images in [-1, 1] -> uint8, as every image file LatentLab writes (io::to_pixels).
-LATENTLAB_API torch::Tensor quantize_images(const torch::Tensor& images);
 
 struct FeaturePassOptions {
   std::int64_t batch_size = 50;

@@ -12,7 +12,7 @@
 
 namespace latentlab::nn {
 
-struct FeatureClassifierConfig {
+struct LATENTLAB_API FeatureClassifierConfig {
   std::int64_t channels = 1;       // image channels the network takes
   std::int64_t resolution = 28;    // side it takes (other sizes are resized by classifier_input)
   std::int64_t classes = 10;       // logits
