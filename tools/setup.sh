@@ -3,7 +3,8 @@
 # Idempotent: packages already installed are skipped; nothing runs when all are present.
 # Usage: tools/setup.sh            (as root, or with sudo available)
 #        tools/setup.sh --tests    also what only the tests use: Python's torch, with which they make
-#                                  reference outputs to compare LatentLab's networks against
+#                                  reference outputs to compare LatentLab's networks against, and
+#                                  h5py, with which they read trial files as a user would
 set -euo pipefail
 
 PACKAGES=(
@@ -20,7 +21,7 @@ PACKAGES=(
 )
 
 if [ "${1:-}" = "--tests" ]; then
-  PACKAGES+=(python3-torch python3-numpy)
+  PACKAGES+=(python3-torch python3-numpy python3-h5py)
 fi
 
 missing=()

@@ -52,9 +52,6 @@ bool parse_command_line(const std::string& command, const std::vector<std::strin
   return true;
 }
 
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
 
 int hardware_threads() {
   // The CPUs this process may run on (taskset, Slurm, cgroup cpusets), not all the machine has.

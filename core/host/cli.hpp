@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include "latentlab/json_number.hpp"
 #include "latentlab/registry/registry.hpp"
 #include "latentlab/schedule_checks.hpp"
 
@@ -75,8 +76,6 @@ std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const
 int print_checks(const std::string& kind, const std::string& name, const nlohmann::json& params,
                  const std::vector<CheckResult>& results, bool as_json, bool details);
 
-// A number for a JSON report: null for NaN and inf, which JSON cannot spell.
-nlohmann::json number_or_null(double value);
 
 // Number of hardware threads (at least 1).
 int hardware_threads();

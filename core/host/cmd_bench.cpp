@@ -103,6 +103,8 @@ int run_bench(const Args& args) {
   // `bench features` and `bench fid` have options of their own: dispatch on the subject wherever it is.
   for (const auto& arg : args)
     if (arg == "features" || arg == "fid") return run_bench_metrics(args);
+  for (const auto& arg : args)
+    if (arg == "sweep") return run_bench_sweep(args);
   CommonOptions common;
   std::string what, unet_json = kDefaultUNet, shape_text = "4,8,8", batch_text = "1,64";
   std::int64_t context_tokens = 1;
@@ -129,7 +131,7 @@ int run_bench(const Args& args) {
   po::variables_map vm;
   const std::string usage =
       "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] [--threads "
-      "N] (also: latentlab bench features --help, latentlab bench fid --help)";
+      "N] (also: latentlab bench features --help, latentlab bench fid --help, latentlab bench sweep --help)";
   if (!parse_command_line(
           "bench", args, options, positional, usage,
           "Measures the UNet denoiser on random data and prints a JSON list, one object per batch "
@@ -138,10 +140,10 @@ int run_bench(const Args& args) {
           vm))
     return kOk;
   if (what != "denoiser")
-    throw ConfigError("bench: what to measure? `denoiser`, `features` or `fid`" +
-                      (what.empty()
-                           ? std::string()
-                           : ", got '" + what + "'" + did_you_mean(what, {"denoiser", "features", "fid"})) +
+    throw ConfigError("bench: what to measure? `denoiser`, `features`, `fid` or `sweep`" +
+                      (what.empty() ? std::string()
+                                    : ", got '" + what + "'" +
+                                          did_you_mean(what, {"denoiser", "features", "fid", "sweep"})) +
                       ". Usage: " + usage);
   if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");

@@ -12,6 +12,7 @@
 #include "latentlab/io/reference_weights.hpp"
 #include "latentlab/io/torch_file.hpp"
 #include "latentlab/nn/state_dict.hpp"
+#include "latentlab/stages/import_stage.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/train/denoiser_file.hpp"
 #include "run_support.hpp"
@@ -116,37 +117,16 @@ int run_import_weights(const Args& args) {
     return kOk;
   }
 
-  const auto reference = io::reference_autoencoder(config);
-  const auto& choice = reference.choice;
-  auto autoencoder = registry->create<Autoencoder>(choice.name, choice.params, "--config params");
-  const auto params =
-      registry->resolved_params(Autoencoder::kKind, choice.name, choice.params, "--config params");
-  const auto tensors = io::select_prefix(all, o.prefix, {"first_stage_model."}, dropped);
-  check_report(nn::load_state_dict(autoencoder->module(), tensors), o, dropped);
-  AutoencoderFileInfo info;
-  info.name = choice.name;
-  info.params = params;
-  info.step = global_step(file);
-  info.source = "import-weights: " + o.checkpoint;
-  // The factor LDM used: --scale-factor, else the `scale_factor` buffer a LatentDiffusion checkpoint
-  // holds (scale_by_std recomputes it at the start of training), else the config's value.
-  double scale = reference.scale_factor;
-  const auto saved =
-      std::find_if(all.begin(), all.end(), [](const auto& item) { return item.first == "scale_factor"; });
-  if (saved != all.end() && saved->second.numel() == 1) scale = saved->second.item<double>();
-  if (vm.count("scale-factor")) scale = o.scale_factor;
-  if (scale > 0) {
-    info.rescaling = LatentRescaling::from_scale_factor(scale, autoencoder->latent_channels());
-  } else {
-    spdlog::warn(
-        "no latent scale factor: stage 2 would see unscaled latents; pass --scale-factor (the reference "
-        "LDM configs use 0.18215 for kl-f8) or retrain with train-autoencoder to measure it");
-  }
-  std::filesystem::create_directories(std::filesystem::absolute(o.out).parent_path());
-  write_autoencoder_file(o.out, info, *autoencoder);
-  std::cerr << "import-weights: wrote " << o.out << " (autoencoder '" << choice.name
-            << "', f = " << autoencoder->downsampling_factor() << ", " << autoencoder->latent_channels()
-            << " latent channels, rescaling " << info.rescaling.mode << ")\n";
+  // An autoencoder: the import stage, the code a sweep's {"autoencoder": {"import": ...}} runs.
+  nlohmann::json spec = {
+      {"import", o.checkpoint}, {"config", config}, {"prefix", o.prefix}, {"allow_missing", o.allow_missing}};
+  if (vm.count("scale-factor")) spec["scale_factor"] = o.scale_factor;
+  const stages::ImportStage stage(stages::ImportConfig::from_json(spec, "import-weights"), *registry, "");
+  const auto report = stage.run(stages::StageContext{*registry}, o.out);
+  std::cerr << "import-weights: wrote " << o.out << " (autoencoder '" << report["name"].get<std::string>()
+            << "', f = " << report["f"].get<std::int64_t>() << ", "
+            << report["latent_channels"].get<std::int64_t>() << " latent channels, rescaling "
+            << report["rescaling"]["mode"].get<std::string>() << ")\n";
   return kOk;
 }
 

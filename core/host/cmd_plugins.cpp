@@ -100,23 +100,27 @@ int run_checks(const registry::Registry& registry, const registry::Entry& entry,
   const auto& [kind, name] = std::tie(entry.info.kind, entry.info.name);
   const auto path = kind + "." + name;
   std::vector<CheckResult> results;
+  nlohmann::json resolved;  // the parameters the checked object was created with
+  const auto checked = [&](auto instance) {
+    resolved = instance.params;
+    return instance.object;
+  };
   if (kind == Schedule::kKind)
-    results = check_schedule(*registry.create<Schedule>(name, params, path));
+    results = check_schedule(*checked(registry.create<Schedule>(name, params, path)));
   else if (kind == LossWeighting::kKind)
-    results = check_weighting(*registry.create<LossWeighting>(name, params, path));
+    results = check_weighting(*checked(registry.create<LossWeighting>(name, params, path)));
   else if (kind == Dataset::kKind)
-    results = check_dataset(*registry.create<Dataset>(name, params, path));
+    results = check_dataset(*checked(registry.create<Dataset>(name, params, path)));
   else if (kind == Guider::kKind)
-    results = check_guider(*registry.create<Guider>(name, params, path));
+    results = check_guider(*checked(registry.create<Guider>(name, params, path)));
   else if (kind == Autoencoder::kKind)
-    results = check_autoencoder([&] { return registry.create<Autoencoder>(name, params, path); });
+    results = check_autoencoder([&] { return checked(registry.create<Autoencoder>(name, params, path)); });
   else if (kind == FeatureExtractor::kKind)
-    results = check_feature_extractor(*registry.create<FeatureExtractor>(name, params, path));
+    results = check_feature_extractor(*checked(registry.create<FeatureExtractor>(name, params, path)));
   else if (kind == Sampler::kKind)
-    results = bench_checks(registry, *registry.create<Sampler>(name, params, path), name);
+    results = bench_checks(registry, *checked(registry.create<Sampler>(name, params, path)), name);
   else
     throw ConfigError("plugins check: no conformance checks for kind '" + kind + "' yet");
-  const auto resolved = registry.resolved_params(kind, name, params, path);
   return print_checks(kind, name, resolved, results, as_json, /*details=*/false);
 }
 

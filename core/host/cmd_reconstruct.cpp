@@ -4,23 +4,15 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
-#include <ATen/CPUGeneratorImpl.h>
-
-#include <algorithm>
-#include <cstdio>
 #include <iostream>
-#include <optional>
 
 #include "cli.hpp"
 #include "commands.hpp"
 #include "feature_support.hpp"
 #include "latentlab/error.hpp"
-#include "latentlab/eval/generative_metrics.hpp"
-#include "latentlab/io/images.hpp"
-#include "latentlab/strings.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/stages/reconstruction_stage.hpp"
 #include "latentlab/threads.hpp"
-#include "latentlab/train/autoencoder_trainer.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
 #include "run_support.hpp"
 
 namespace latentlab::host {
@@ -34,41 +26,6 @@ struct ReconstructOptions {
   std::uint64_t seed = 0;
   bool rfid = false;
 };
-
-// INPUT as a dataset: a folder of images (the `image-folder` plugin), or a dataset plugin's name.
-std::shared_ptr<Dataset> open_input(const registry::Registry& registry, const ReconstructOptions& o,
-                                    const LatentCodec& codec, nlohmann::json& params, std::string& dataset) {
-  params = parse_parameter_overrides(o.data_params, o.data_sets);
-  const bool folder = std::filesystem::is_directory(o.input);
-  dataset = folder ? "image-folder" : o.input;
-  const auto datasets = registry.names(Dataset::kKind);
-  if (!folder && std::find(datasets.begin(), datasets.end(), dataset) == datasets.end())
-    throw ConfigError("reconstruct: INPUT '" + o.input +
-                      "' is neither an image folder nor a dataset plugin; datasets: " + join(datasets) +
-                      (std::filesystem::exists(o.input) ? "" : " (no such folder either)"));
-  const auto& schema = registry.find(Dataset::kKind, dataset).info.schema;
-  if (folder) params["root"] = o.input;
-  if (!params.contains("channels") && schema.find("channels")) params["channels"] = codec.image_channels();
-  if (!params.contains("split") && schema.find("split")) params["split"] = "test";  // held-out images
-  if (o.resolution > 0) params["resolution"] = o.resolution;
-  if (!params.contains("resolution") && schema.find("resolution")) {
-    // The size the autoencoder was trained at, when its parameters record it.
-    const auto& ae = codec.info().params;
-    if (ae.contains("resolution") && ae.at("resolution").is_number_integer())
-      params["resolution"] = ae.at("resolution");
-  }
-  auto data = registry.create<Dataset>(dataset, params, "--data-set");
-  params = registry.resolved_params(Dataset::kKind, dataset, params, "--data-set");
-  if (data->channels() != codec.image_channels())
-    throw ConfigError("reconstruct: the images have " + std::to_string(data->channels()) +
-                      " channels, the autoencoder takes " + std::to_string(codec.image_channels()) +
-                      "; pass --data-set channels=" + std::to_string(codec.image_channels()));
-  if (data->resolution() % codec.downsampling_factor())
-    throw ConfigError("reconstruct: f = " + std::to_string(codec.downsampling_factor()) +
-                      " needs an image side divisible by it, the images are " +
-                      std::to_string(data->resolution()) + "; pass --resolution");
-  return data;
-}
 
 }  // namespace
 
@@ -121,97 +78,51 @@ int run_reconstruct(const Args& args) {
   if (o.format != "table" && o.format != "json")
     throw ConfigError("--format: expected table or json, got '" + o.format + "'");
 
+  stages::ReconstructionConfig config;
+  config.input = o.input;
+  config.data_params = parse_parameter_overrides(o.data_params, o.data_sets);
+  if (o.resolution > 0) config.data_params["resolution"] = o.resolution;
+  config.count = o.count;
+  config.images = o.images;
+  config.batch = o.batch;
+  config.seed = o.seed;
+  if (o.rfid) config.rfid = features.settings();
+
   apply_logging(common);
   const auto registry = load_registry(common);
   apply_threads(common);
-  const auto device = resolve_device(o.device, "--device");
-  const auto codec = LatentCodec::load(o.autoencoder, autoencoder_factory(*registry), device);
-  nlohmann::json data_params;
-  std::string dataset;
-  const auto data = open_input(*registry, o, *codec, data_params, dataset);
-  const auto count = o.count == 0 ? data->size() : std::min(o.count, data->size());
+  const stages::ReconstructionStage stage(config, *registry, "");
   const auto out =
       std::filesystem::path(o.out.empty() ? autoencoder_file(o.autoencoder).parent_path() / "reconstructions"
                                           : std::filesystem::path(o.out));
-  std::filesystem::create_directories(out / "images");
+  const stages::StageContext context{*registry, resolve_device(o.device, "--device")};
+  const auto report = stage.run(context, o.autoencoder, out);
+  const auto written = report["png_images"].get<std::int64_t>();
 
-  auto& ae = codec->autoencoder();
-  spdlog::info("reconstructing {} images of {}x{}x{} with autoencoder '{}' (f = {}, latents {}x{}x{})", count,
-               data->channels(), data->resolution(), data->resolution(), codec->info().name,
-               codec->downsampling_factor(), codec->latent_channels(),
-               data->resolution() / codec->downsampling_factor(),
-               data->resolution() / codec->downsampling_factor());
-  // rFID (the paper's Tab. 8 column): FID of reconstructions against their originals, both streamed.
-  std::optional<FeatureExtractorChoice> rfid_features;
-  if (o.rfid) rfid_features = make_feature_extractor(*registry, features, device);
-  eval::FeatureStatistics original_stats, reconstruction_stats;
-  std::vector<torch::Tensor> pairs;
-  std::int64_t written = 0;
-  const auto metrics = evaluate_reconstruction(
-      ae, *data, count, o.batch, device, [&](const torch::Tensor& x, const torch::Tensor& x_hat) {
-        if (rfid_features) {
-          auto& extractor = *rfid_features->extractor;
-          original_stats.add(extractor.extract(io::to_pixels(x)).features);
-          reconstruction_stats.add(extractor.extract(io::to_pixels(x_hat)).features);
-        }
-        for (std::int64_t i = 0; i < x.size(0) && written < o.images; ++i, ++written) {
-          char name[32];
-          std::snprintf(name, sizeof name, "%05lld.png", static_cast<long long>(written));
-          io::write_png_grid(out / "images" / name, x_hat[i].unsqueeze(0).cpu(), 1, 0);
-          pairs.push_back(x[i].cpu());
-          pairs.push_back(x_hat[i].cpu());
-        }
-      });
-  if (!pairs.empty()) io::write_png_grid(out / "reconstructions.png", torch::stack(pairs), 8);
-
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  const auto stats = compute_latent_statistics(ae, *data, count, o.batch, device, generator);
-  const auto& rescaling = codec->info().rescaling;
-  nlohmann::json report = {{"autoencoder", autoencoder_file(o.autoencoder).string()},
-                           {"name", codec->info().name},
-                           {"f", codec->downsampling_factor()},
-                           {"latent_channels", codec->latent_channels()},
-                           {"input", {{"dataset", dataset}, {"params", data_params}}},
-                           {"images", metrics.images},
-                           {"psnr", metrics.psnr},
-                           {"ssim", metrics.ssim},
-                           {"l1", metrics.l1},
-                           {"latent_statistics", stats.to_json()},
-                           {"rescaling", rescaling.to_json()},
-                           {"variance_rescaled", rescaled_variance(stats, rescaling)}};
-  std::optional<eval::FidResult> rfid;
-  if (rfid_features) {
-    rfid = eval::fid(reconstruction_stats, original_stats);
-    for (const auto& warning : rfid->warnings) spdlog::warn("rFID: {}", warning);
-    report["rfid"] = number_or_null(rfid->fid);
-    report["rfid_features"] = {{"name", rfid_features->name},
-                               {"params", rfid_features->params},
-                               {"fingerprint", rfid_features->extractor->fingerprint()}};
-  }
-  if (metrics.codebook_usage >= 0) {
-    report["codebook_usage"] = metrics.codebook_usage;
-    report["perplexity"] = metrics.perplexity;
-    report["codebook_size"] = ae.codebook_size();
-  }
-  write_text_atomically(out / "metrics.json", report.dump(2) + "\n");
   if (o.format == "json") {
     std::cout << report.dump(2) << "\n";
   } else {
-    std::cout << fmt::format("autoencoder  {} (f = {}, {} latent channels)\n", codec->info().name,
-                             codec->downsampling_factor(), codec->latent_channels())
-              << fmt::format("images       {} from {}\n", metrics.images, dataset)
+    const auto& stats = report["latent_statistics"];
+    std::cout << fmt::format("autoencoder  {} (f = {}, {} latent channels)\n", report["name"].get<std::string>(),
+                             report["f"].get<std::int64_t>(), report["latent_channels"].get<std::int64_t>())
+              << fmt::format("images       {} from {}\n", report["images"].get<std::int64_t>(),
+                             report["input"]["dataset"].get<std::string>())
               << fmt::format("PSNR         {:.2f} dB\nSSIM         {:.4f}\nL1           {:.4f}\n",
-                             metrics.psnr, metrics.ssim, metrics.l1);
-    if (rfid)
-      std::cout << fmt::format("rFID         {:.4f} ({} features, {} images)\n", rfid->fid,
-                               rfid_features->name, rfid->n_a);
-    if (metrics.codebook_usage >= 0)
+                             report["psnr"].get<double>(), report["ssim"].get<double>(), report["l1"].get<double>());
+    if (report.contains("rfid"))
+      std::cout << fmt::format("rFID         {:.4f} ({} features, {} images)\n",
+                               report["rfid"].is_number() ? report["rfid"].get<double>() : NAN,
+                               report["rfid_features"]["name"].get<std::string>(),
+                               report["rfid_images"].get<std::int64_t>());
+    if (report.contains("codebook_usage"))
       std::cout << fmt::format("codebook     {:.1f}% of {} codes used, perplexity {:.1f}\n",
-                               metrics.codebook_usage * 100, ae.codebook_size(), metrics.perplexity);
+                               report["codebook_usage"].get<double>() * 100,
+                               report["codebook_size"].get<std::int64_t>(), report["perplexity"].get<double>());
     std::cout << fmt::format("latents      mean {:.4f}, std {:.4f}, range [{:.3f}, {:.3f}] over {} images\n",
-                             stats.mean, stats.std, stats.min, stats.max, stats.images)
-              << fmt::format("rescaling    {} (Var after: {:.4f})\n", rescaling.mode,
-                             rescaled_variance(stats, rescaling));
+                             stats["mean"].get<double>(), stats["std"].get<double>(), stats["min"].get<double>(),
+                             stats["max"].get<double>(), stats["images"].get<std::int64_t>())
+              << fmt::format("rescaling    {} (Var after: {:.4f})\n", report["rescaling"]["mode"].get<std::string>(),
+                             report["variance_rescaled"].get<double>());
   }
   std::cerr << "reconstruct: wrote " << (out / "metrics.json").string();
   if (written > 0)

@@ -90,8 +90,8 @@ int run_samplers(const Args& args) {
   std::vector<std::pair<std::shared_ptr<Sampler>, nlohmann::json>> samplers;
   for (const auto& name : sampler_names) {
     const auto path = "sampler." + name;
-    samplers.emplace_back(registry->create<Sampler>(name, overrides, path),
-                          registry->resolved_params(Sampler::kKind, name, overrides, path));
+    auto sampler = registry->create<Sampler>(name, overrides, path);
+    samplers.emplace_back(sampler.object, sampler.params);
   }
   std::vector<SamplerReportEntry> reports;
   for (std::size_t i = 0; i < samplers.size(); ++i)

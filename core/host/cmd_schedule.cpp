@@ -61,8 +61,8 @@ int run_schedule(const Args& args) {
   apply_threads(common);
   const nlohmann::json params = parse_parameter_overrides(params_json, sets);
   const std::string path = "schedule." + name;
-  const nlohmann::json resolved = registry->resolved_params(Schedule::kKind, name, params, path);
   const auto schedule = registry->create<Schedule>(name, params, path);
+  const nlohmann::json& resolved = schedule.params;
 
   if (check) {
     if (format == "csv") throw ConfigError("--check: use --format table or json");

@@ -37,12 +37,17 @@ const std::map<std::string, Command>& commands() {
       {"reconstruct",
        {latentlab::host::run_reconstruct,
         "encode and decode images with an autoencoder: PSNR, SSIM, codebook usage, latent statistics"}},
+      {"run",
+       {latentlab::host::run_run,
+        "run a sweep spec: every trial's stages once, cached, resumable, one HDF5 file per trial"}},
       {"sample",
        {latentlab::host::run_sample, "draw samples from a trained denoiser with a sampler and a guider"}},
       {"samplers",
        {latentlab::host::run_samplers,
         "`samplers check`: prove samplers on analytic data (exact solutions)"}},
       {"schedule", {latentlab::host::run_schedule, "print a noise schedule: t, beta, alpha, sigma, log_snr"}},
+      {"status",
+       {latentlab::host::run_status, "show a sweep's trials and stages: done, running, failed, waiting"}},
       {"train-autoencoder",
        {latentlab::host::run_train_autoencoder,
         "train a KL- or VQ-regularised autoencoder (stage 1, Eq. 25) from a JSON config"}},
@@ -89,6 +94,18 @@ int main(int argc, char** argv) {
     std::cerr << "latentlab: options go after the command, e.g. `latentlab doctor " << first
               << " ...`; run `latentlab --help` for the commands\n";
     return host::kUsage;
+  }
+  // The sweep engine's worker, started by `latentlab run` (not listed).
+  if (first == "stage-run") {
+    try {
+      return host::run_stage_worker(Args(all.begin() + 1, all.end()));
+    } catch (const ConfigError& e) {
+      std::cerr << "latentlab stage-run: error: " << e.what() << "\n";
+      return host::kUsage;
+    } catch (const std::exception& e) {
+      std::cerr << "latentlab stage-run: error: " << e.what() << "\n";
+      return host::kFailure;
+    }
   }
   const auto it = commands().find(first);
   if (it == commands().end()) {

@@ -82,8 +82,8 @@ void check_resume_state(const TrainingCommand& command, const std::string& outpu
 }
 
 int run_training(const std::string& name, const TrainingCommand& command, const std::string& output,
-                 const std::string& files, const std::function<TrainOutcome(const std::atomic<bool>&)>& run) {
-  TrainOutcome outcome;
+                 const std::string& files, const std::function<stages::StageOutcome(const std::atomic<bool>&)>& run) {
+  stages::StageOutcome outcome;
   {
     StopSignals signals;
     outcome = run(signals.stop());
@@ -100,7 +100,7 @@ int run_training(const std::string& name, const TrainingCommand& command, const 
 
 AutoencoderFactory autoencoder_factory(const registry::Registry& registry) {
   return [&registry](const std::string& name, const nlohmann::json& params) {
-    return registry.create<Autoencoder>(name, params, "autoencoder.params");
+    return registry.create<Autoencoder>(name, params, "autoencoder.params").object;
   };
 }
 

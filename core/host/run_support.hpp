@@ -11,8 +11,9 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "latentlab/registry/registry.hpp"
-#include "latentlab/train/autoencoder_file.hpp"
-#include "latentlab/train/denoiser_trainer.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/latent/latent_codec.hpp"
+#include "latentlab/stages/stage.hpp"
 
 namespace latentlab::host {
 
@@ -47,7 +48,7 @@ void check_resume_state(const TrainingCommand& command, const std::string& outpu
 // Runs `run` with Ctrl-C/SIGTERM turned into a stop request, prints how it ended (and how to continue
 // an interrupted run) and returns the exit status.
 int run_training(const std::string& name, const TrainingCommand& command, const std::string& output,
-                 const std::string& files, const std::function<TrainOutcome(const std::atomic<bool>&)>& run);
+                 const std::string& files, const std::function<stages::StageOutcome(const std::atomic<bool>&)>& run);
 
 // Builds autoencoder plugins through the registry, validating their parameters ("autoencoder.params").
 AutoencoderFactory autoencoder_factory(const registry::Registry& registry);

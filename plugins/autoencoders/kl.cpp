@@ -12,7 +12,7 @@ namespace {
 class KLAutoencoder : public FirstStage {
  public:
   explicit KLAutoencoder(const Params& params)
-      : FirstStage(net_config(params, true), 2 * params.get_int("z_channels"),
+      : FirstStage(net_config(params, Family::kKl), 2 * params.get_int("z_channels"),
                    2 * params.get_int("embed_dim"), params.get_int("embed_dim")),
         embed_dim_(params.get_int("embed_dim")),
         kl_weight_(params.get_float("kl_weight")),

@@ -34,13 +34,14 @@ class IdentityAutoencoder : public Autoencoder {
 void register_factories(Registrar& registrar) {
   registrar.add<Autoencoder>(
       "kl",
-      "KL-regularised autoencoder (the reference AutoencoderKL): diagonal Gaussian posterior, "
-      "f = 2^(len(ch_mult) - 1)",
+      "KL-regularised autoencoder (the reference AutoencoderKL): diagonal Gaussian posterior; "
+      "downsampling factor f in {1, 2, 4, 8, 16, 32}: set f for the reference ch_mult of that f, or "
+      "ch_mult for f = 2^(len(ch_mult) - 1) (neither: f = 8)",
       kl_schema(), make_kl);
   registrar.add<Autoencoder>(
       "vq",
       "VQ-regularised autoencoder (the reference VQModel): vector quantiser with straight-through "
-      "gradients, optional EMA codebook and dead-code restarts",
+      "gradients, optional EMA codebook and dead-code restarts; f and ch_mult as for `kl`",
       vq_schema(), make_vq);
   registrar.add<Autoencoder>(
       "identity", "f = 1 pixel space: z = x (pixel-space diffusion as one point of an f sweep)",

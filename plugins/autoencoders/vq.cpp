@@ -26,7 +26,7 @@ nn::VectorQuantizerOptions quantizer_options(const Params& params) {
 class VQAutoencoder : public FirstStage {
  public:
   explicit VQAutoencoder(const Params& params)
-      : FirstStage(net_config(params, false), params.get_int("z_channels"), params.get_int("embed_dim"),
+      : FirstStage(net_config(params, Family::kVq), params.get_int("z_channels"), params.get_int("embed_dim"),
                    params.get_int("embed_dim")),
         quantize_latent_(params.get_bool("quantize_latent")),
         codebook_weight_(params.get_float("codebook_weight")) {

@@ -10,6 +10,7 @@
 
 #include "elf_file.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/io/sha256.hpp"
 #include "probe.hpp"
 
 namespace latentlab::registry {
@@ -269,15 +270,22 @@ nlohmann::json Registry::resolved_params(const std::string& kind, const std::str
   return find(kind, name).info.schema.validate(params, path, kind + " '" + name + "'").json();
 }
 
-std::shared_ptr<void> Registry::create_erased(const std::string& kind, const std::string& name,
-                                              const nlohmann::json& params, const std::string& path) const {
+const std::string& Registry::library_sha256(const std::filesystem::path& library) const {
+  std::lock_guard<std::mutex> lock(hashes_mutex_);
+  auto found = hashes_.find(library);
+  if (found == hashes_.end()) found = hashes_.emplace(library, io::sha256_file(library)).first;
+  return found->second;
+}
+
+Registry::Erased Registry::create_erased(const std::string& kind, const std::string& name,
+                                        const nlohmann::json& params, const std::string& path) const {
   const Entry& entry = find(kind, name);
   const std::string owner = kind + " '" + name + "'";
   const Params resolved = entry.info.schema.validate(params, path, owner);
   try {
     auto object = entry.info.construct(resolved);
     if (!object) throw Error("its constructor returned nothing");
-    return object;
+    return {std::move(object), resolved.json(), entry.library, entry.library_version};
   } catch (const ConfigError& e) {
     throw ConfigError(path + ": " + owner + ": " + e.what());
   } catch (const std::exception& e) {

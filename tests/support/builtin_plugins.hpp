@@ -23,7 +23,7 @@ template <class Interface>
 std::shared_ptr<Interface> make_builtin(const std::string& name,
                                         const nlohmann::json& params = nlohmann::json::object(),
                                         const std::string& path = "params") {
-  return builtin_plugins().create<Interface>(name, params, path);
+  return builtin_plugins().create<Interface>(name, params, path).object;
 }
 
 }  // namespace latentlab::testing

@@ -6,10 +6,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "latentlab/train/autoencoder_file.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/train/autoencoder_trainer.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
-#include "latentlab/train/latent_stats.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 #include "support/builtin_plugins.hpp"
 
 namespace latentlab {

@@ -8,17 +8,18 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "latentlab/eval/image_metrics.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 #include "latentlab/nn/lpips.hpp"
 #include "latentlab/nn/regularizers.hpp"
 #include "latentlab/nn/state_dict.hpp"
 #include "latentlab/plugin_checks.hpp"
-#include "latentlab/train/autoencoder_file.hpp"
 #include "latentlab/train/autoencoder_loss.hpp"
 #include "latentlab/train/autoencoder_trainer.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
-#include "latentlab/train/latent_stats.hpp"
 #include "support/builtin_plugins.hpp"
 #include "support/torch_save.hpp"
 
@@ -105,6 +106,94 @@ TEST(Autoencoders, BadParametersAreClearErrors) {
   params = tiny_params(2, 32, "kl");
   params["ch_mult"] = std::vector<int>(7, 1);  // f = 64
   EXPECT_THROW(make_builtin<Autoencoder>("kl", params), ConfigError);
+}
+
+// tiny_params without ch_mult (so `f`, when given, picks the preset) and without attention.
+json tiny_f_params(std::optional<std::int64_t> f, const std::string& name) {
+  auto params = tiny_params(1, 32, name);
+  params.erase("ch_mult");
+  params["attn_resolutions"] = json::array();
+  if (f) params["f"] = *f;
+  return params;
+}
+
+// The width multiplier of every encoder level, read off `encoder.down.<i>.block.0.conv1.weight`.
+std::vector<std::int64_t> encoder_ch_mult(Autoencoder& ae, std::int64_t ch) {
+  std::vector<std::int64_t> ch_mult;
+  const auto parameters = ae.module().named_parameters();
+  for (std::size_t level = 0;; ++level) {
+    const auto* weight = parameters.find("encoder.down." + std::to_string(level) + ".block.0.conv1.weight");
+    if (!weight) return ch_mult;
+    ch_mult.push_back(weight->size(0) / ch);
+  }
+}
+
+std::string error_of(const std::string& name, const json& params) {
+  try {
+    make_builtin<Autoencoder>(name, params);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << name << " " << params.dump() << ": expected a ConfigError";
+  return {};
+}
+
+TEST(Autoencoders, FAlonePicksTheReferenceChMult) {
+  const std::vector<std::pair<std::int64_t, std::vector<std::int64_t>>> presets = {
+      {1, {1}},          {2, {1, 2}},           {4, {1, 2, 4}},
+      {8, {1, 2, 4, 4}}, {16, {1, 1, 2, 2, 4}}, {32, {1, 1, 2, 2, 4, 4}}};
+  for (const std::string name : {"kl", "vq"})
+    for (const auto& [f, ch_mult] : presets) {
+      SCOPED_TRACE(name + " f " + std::to_string(f));
+      const auto ae = make_builtin<Autoencoder>(name, tiny_f_params(f, name));
+      EXPECT_EQ(ae->downsampling_factor(), f);
+      // The reference vq-f8 has [1, 2, 2, 4]; every other f shares its preset.
+      const auto expected = name == "vq" && f == 8 ? std::vector<std::int64_t>{1, 2, 2, 4} : ch_mult;
+      EXPECT_EQ(encoder_ch_mult(*ae, 8), expected);
+      torch::NoGradGuard no_grad;
+      auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+      const auto x = images(1, 1, 32, 1);
+      const auto z = ae->encode(x, generator);
+      EXPECT_EQ(z.sizes(), c10::IntArrayRef({1, 2, 32 / f, 32 / f}));
+      EXPECT_EQ(ae->decode(z).sizes(), x.sizes());
+    }
+}
+
+TEST(Autoencoders, NeitherFNorChMultIsTheOldDefaultF8) {
+  for (const std::string name : {"kl", "vq"}) {
+    SCOPED_TRACE(name);
+    const auto ae = make_builtin<Autoencoder>(name, tiny_f_params(std::nullopt, name));
+    EXPECT_EQ(ae->downsampling_factor(), 8);
+    EXPECT_EQ(encoder_ch_mult(*ae, 8), std::vector<std::int64_t>({1, 2, 4, 4}));
+  }
+}
+
+TEST(Autoencoders, FAndChMultTogetherMustAgree) {
+  auto params = tiny_f_params(4, "kl");
+  params["ch_mult"] = {1, 1, 1};  // 3 levels: f = 4
+  const auto ae = make_builtin<Autoencoder>("kl", params);
+  EXPECT_EQ(ae->downsampling_factor(), 4);
+  EXPECT_EQ(encoder_ch_mult(*ae, 8), std::vector<std::int64_t>({1, 1, 1}));
+
+  params["ch_mult"] = {1, 2, 4, 4};  // 4 levels: f = 8
+  for (const std::string name : {"kl", "vq"}) {
+    const auto message = error_of(name, params);
+    EXPECT_NE(message.find("f = 4"), std::string::npos) << message;
+    EXPECT_NE(message.find("ch_mult [1, 2, 4, 4]"), std::string::npos) << message;
+    EXPECT_NE(message.find("f = 8"), std::string::npos) << message;
+  }
+}
+
+TEST(Autoencoders, FMustBeAPowerOfTwoUpTo32) {
+  for (const std::int64_t f : {3, 64}) {
+    const auto message = error_of("kl", tiny_f_params(f, "kl"));
+    EXPECT_NE(message.find("autoencoder.params.f: got " + std::to_string(f)), std::string::npos) << message;
+    EXPECT_NE(message.find("1, 2, 4, 8, 16 or 32"), std::string::npos) << message;
+  }
+  EXPECT_THROW(make_builtin<Autoencoder>("vq", tiny_f_params(-1, "vq")), ConfigError);
+  auto params = tiny_f_params(32, "vq");
+  params["ch_mult"] = std::vector<int>(7, 1);  // beyond 6 levels, whatever f says
+  EXPECT_THROW(make_builtin<Autoencoder>("vq", params), ConfigError);
 }
 
 TEST(DiagonalGaussian, KlMatchesTheClosedFormAndLogVarianceIsClamped) {

@@ -11,7 +11,7 @@
 #include "latentlab/io/images.hpp"
 #include "latentlab/io/sha256.hpp"
 #include "latentlab/strings.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/train/data_order.hpp"
 
 namespace latentlab::eval {

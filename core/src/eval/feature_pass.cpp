@@ -9,7 +9,7 @@
 #include "latentlab/eval/feature_pass.hpp"
 #include "latentlab/io/sha256.hpp"
 #include "latentlab/strings.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 
 namespace latentlab::eval {
 namespace {

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "latentlab/error.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 
 namespace latentlab::io {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "config_json.hpp"
 #include "latentlab/params.hpp"
-#include "latentlab/train/latent_stats.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 
 namespace latentlab {
 

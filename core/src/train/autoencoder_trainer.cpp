@@ -7,37 +7,28 @@
 #include <limits>
 
 #include "latentlab/eval/image_metrics.hpp"
+#include "latentlab/io/atomic_file.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/latent/latent_measurement.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 #include "latentlab/nn/regularizers.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
-#include "latentlab/train/autoencoder_file.hpp"
 #include "latentlab/train/autoencoder_loss.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
 #include "latentlab/train/data_order.hpp"
-#include "latentlab/train/latent_stats.hpp"
 #include "trainer_common.hpp"
+#include "training_loop.hpp"
 
 namespace latentlab {
 
 namespace {
 
 constexpr std::int64_t kCheckpointFormat = 1;
-using detail::Clock;
 
 std::vector<std::int64_t> first_indices(std::int64_t start, std::int64_t end) {
   std::vector<std::int64_t> indices;
   for (std::int64_t i = start; i < end; ++i) indices.push_back(i);
   return indices;
-}
-
-// The SNR_eff table's steps: 1, 10, 50, then every T/10, and T.
-std::vector<std::int64_t> snr_steps(std::int64_t T) {
-  std::vector<std::int64_t> steps;
-  for (const std::int64_t t : {std::int64_t{1}, std::int64_t{10}, std::int64_t{50}})
-    if (t < T) steps.push_back(t);
-  for (std::int64_t k = 1; k <= 10; ++k)
-    if (k * T / 10 >= 1 && (steps.empty() || k * T / 10 > steps.back())) steps.push_back(k * T / 10);
-  return steps;
 }
 
 }  // namespace
@@ -85,9 +76,7 @@ struct AutoencoderTrainer::State {
   std::unique_ptr<DataOrder> order;
   torch::Device device{torch::kCPU};
   at::Generator generator;  // posterior samples, codebook restarts
-  std::int64_t step = 0, last_checkpoint = -1;
-  bool eval_pending = false;
-  double wall_time = 0;
+  detail::LoopState loop;
 
   State(AutoencoderTrainConfig c, AutoencoderTrainerParts p, MetricSink& s)
       : config(std::move(c)), parts(std::move(p)), sink(s) {}
@@ -97,7 +86,7 @@ struct AutoencoderTrainer::State {
   void save_checkpoint() {
     torch::serialize::OutputArchive archive, model, loss_archive, ae_opt, disc_opt;
     detail::write_checkpoint_header(archive, kCheckpointFormat, config.resolved,
-                                    {step, order->position(), wall_time, eval_pending});
+                                    {loop.step, order->position(), loop.wall_time, loop.eval_pending});
     ae->module().save(model);
     archive.write("model", model);
     loss->save(loss_archive);
@@ -109,7 +98,6 @@ struct AutoencoderTrainer::State {
     archive.write("rng_generator", generator.get_state());
     archive.write("rng_default", detail::default_generator_state());
     save_archive_atomically(archive, output("checkpoint.pt"));
-    last_checkpoint = step;
   }
 
   void evaluate() {
@@ -123,40 +111,26 @@ struct AutoencoderTrainer::State {
       values.emplace_back("perplexity", m.perplexity);
       vq = fmt::format(", codebook usage {:.3f}, perplexity {:.1f}", m.codebook_usage, m.perplexity);
     }
-    values.emplace_back("wall_time", wall_time);
-    spdlog::info("eval step {}: held-out PSNR {:.2f} dB, SSIM {:.4f}, L1 {:.4f} ({} images){}", step, m.psnr,
-                 m.ssim, m.l1, m.images, vq);
-    sink.write("eval", step, values);
+    values.emplace_back("wall_time", loop.wall_time);
+    spdlog::info("eval step {}: held-out PSNR {:.2f} dB, SSIM {:.4f}, L1 {:.4f} ({} images){}", loop.step,
+                 m.psnr, m.ssim, m.l1, m.images, vq);
+    sink.write("eval", loop.step, values);
     sink.flush();
   }
 
   void finish() {
-    // Latent statistics over training images, the rescaling, and the SNR_eff table (Sec. G, D.1).
-    auto latent_generator = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ detail::kLatentStream);
-    const auto images = std::min(config.latent_samples, parts.train_data->size());
-    const auto stats = compute_latent_statistics(*ae, *parts.train_data, images, config.eval_batch_size,
-                                                 device, latent_generator);
-    ae->module().train();
-    const auto rescaling = LatentRescaling::from_statistics(config.rescale, stats);
-    const auto table = effective_snr_table(*parts.snr_schedule, stats, rescaling,
-                                           snr_steps(parts.snr_schedule->num_steps()));
-    spdlog::info("latent statistics over {} images: mean {:.4f}, std {:.4f}; rescaling '{}' gives Var {:.4f}",
-                 stats.images, stats.mean, stats.std, rescaling.mode, rescaled_variance(stats, rescaling));
     AutoencoderFileInfo info;
     info.name = config.autoencoder.name;
     info.params = config.autoencoder.params;
-    info.step = step;
+    info.step = loop.step;
     info.source = "train-autoencoder";
-    info.rescaling = rescaling;
-    info.statistics = stats.to_json();
-    write_autoencoder_file(output("autoencoder.pt"), info, *ae);
-    const nlohmann::json report = {{"statistics", info.statistics},
-                                   {"rescaling", rescaling.to_json()},
-                                   {"variance_raw", stats.std * stats.std},
-                                   {"variance_rescaled", rescaled_variance(stats, rescaling)},
-                                   {"snr_schedule", config.snr_schedule.name},
-                                   {"snr_eff", table}};
-    write_text_atomically(output("latent_stats.json"), report.dump(2) + "\n");
+    LatentMeasurement settings;
+    settings.samples = config.latent_samples;
+    settings.batch_size = config.eval_batch_size;
+    settings.rescale = config.rescale;
+    settings.snr_schedule = config.snr_schedule.name;
+    settings.seed = config.seed ^ detail::kLatentStream;
+    measure_latents(*ae, info, *parts.train_data, *parts.snr_schedule, settings, device, config.output);
   }
 };
 
@@ -179,9 +153,10 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
                       " channels, the autoencoder takes " + std::to_string(ae.image_channels()));
   const auto f = ae.downsampling_factor();
   if (data.resolution() % f)
-    throw ConfigError("autoencoder.params.ch_mult: f = " + std::to_string(f) +
+    throw ConfigError("autoencoder.params.f: f = " + std::to_string(f) +
                       " needs an image side divisible by " + std::to_string(f) + ", the data is " +
-                      std::to_string(data.resolution()) + "; change data.params.resolution or ch_mult");
+                      std::to_string(data.resolution()) +
+                      "; change data.params.resolution, or f (or ch_mult)");
   if (s.parts.held_out->channels() != data.channels() || s.parts.held_out->resolution() != data.resolution())
     throw ConfigError(
         "eval.data_params: the held-out data must have the training data's channels and resolution");
@@ -229,10 +204,10 @@ std::int64_t AutoencoderTrainer::resume() {
   torch::serialize::InputArchive archive;
   const auto progress =
       detail::open_checkpoint(archive, path, s.device, kCheckpointFormat, s.config.resolved, s.config.output);
-  s.step = progress.step;
+  s.loop.step = progress.step;
   s.order->set_position(progress.position);
-  s.wall_time = progress.wall_time;
-  s.eval_pending = progress.eval_pending;
+  s.loop.wall_time = progress.wall_time;
+  s.loop.eval_pending = progress.eval_pending;
   torch::serialize::InputArchive model, loss_archive, ae_opt, disc_opt;
   archive.read("model", model);
   s.ae->module().load(model);
@@ -247,10 +222,10 @@ std::int64_t AutoencoderTrainer::resume() {
   s.generator.set_state(generator_state.to(torch::kCPU));
   archive.read("rng_default", default_state);
   detail::set_default_generator_state(default_state);
-  s.last_checkpoint = s.step;
-  s.sink.truncate_after(s.step);
-  spdlog::info("resumed from {} at step {}", path.string(), s.step);
-  return s.step;
+  s.loop.last_checkpoint = s.loop.step;
+  s.sink.truncate_after(s.loop.step);
+  spdlog::info("resumed from {} at step {}", path.string(), s.loop.step);
+  return s.loop.step;
 }
 
 TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
@@ -260,92 +235,60 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
   s.ae->module().train();
   s.loss->train();
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
-  const std::int64_t first_step = s.step;
-  if (s.eval_pending) {
-    s.evaluate();
-    s.eval_pending = false;
-  }
   std::int64_t parameters = 0;
   for (const auto& p : s.ae_params) parameters += p.numel();
   spdlog::info(
       "training autoencoder '{}' (f = {}, {} latent channels, {} parameters) for {} steps from step {}, "
       "batch {}, GAN from step {}, {}",
-      c.autoencoder.name, s.ae->downsampling_factor(), s.ae->latent_channels(), parameters, c.steps, s.step,
-      c.batch_size, c.loss.disc_start, s.device.str());
-  auto interval_start = Clock::now();
-  std::int64_t interval_steps = 0;
-  double interval_loss = 0, interval_rec = 0;
-  while (s.step < c.steps) {
-    const auto step_start = Clock::now();
-    const std::int64_t next = s.step + 1;
-    const auto x = s.order->next(*s.parts.train_data).images.to(s.device);
+      c.autoencoder.name, s.ae->downsampling_factor(), s.ae->latent_channels(), parameters, c.steps,
+      s.loop.step, c.batch_size, c.loss.disc_start, s.device.str());
+  torch::Tensor x;
+  AutoencoderOutput out;
+  detail::LoopBody body;
+  body.compute = [&](std::int64_t next) {
+    x = s.order->next(*s.parts.train_data).images.to(s.device);
     // The autoencoder's update (optimizer_idx 0 in the reference).
     s.ae_optimizer->zero_grad();
-    const auto out = s.ae->forward(x, s.generator);
+    out = s.ae->forward(x, s.generator);
     const auto g = s.loss->generator_loss(x, out, next, s.ae->last_layer());
     g.loss.backward();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(s.ae_params, max_norm);
-    const double loss = g.loss.item<double>();
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      const auto kept = s.last_checkpoint >= 0
-                            ? "the last good checkpoint (step " + std::to_string(s.last_checkpoint) +
-                                  ") is kept in " + checkpoint_path().string()
-                            : std::string("no checkpoint had been written yet");
-      throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " +
-                            format_number(loss) + ", gradient norm " + format_number(grad_norm) + "; " +
-                            kept + ". Lower train.lr or set train.grad_clip");
-    }
+    detail::StepReport report;
+    report.grad_norm = torch::nn::utils::clip_grad_norm_(s.ae_params, max_norm);
+    report.loss = g.loss.item<double>();
+    report.values = {{"loss", report.loss}, {"grad_norm", report.grad_norm}};
+    for (const auto& [name, value] : g.logs) report.values.emplace_back(name, value.item<double>());
+    for (const auto& [name, value] : out.logs) report.values.emplace_back(name, value.item<double>());
+    for (const auto& [name, value] : report.values)
+      if (name == "rec_loss") report.progress_value = value;
+    return report;
+  };
+  body.apply = [&](std::int64_t next, detail::StepReport& report) {
     s.ae_optimizer->step();
-    MetricValues values = {{"loss", loss}, {"grad_norm", grad_norm}};
-    for (const auto& [name, value] : g.logs) values.emplace_back(name, value.item<double>());
-    for (const auto& [name, value] : out.logs) values.emplace_back(name, value.item<double>());
     // The discriminator's update (optimizer_idx 1), once the GAN terms are on.
     if (s.loss->gan_active(next)) {
       s.disc_optimizer->zero_grad();
       const auto d = s.loss->discriminator_loss(x, out.reconstruction, next);
       d.loss.backward();
       s.disc_optimizer->step();
-      for (const auto& [name, value] : d.logs) values.emplace_back(name, value.item<double>());
+      for (const auto& [name, value] : d.logs) report.values.emplace_back(name, value.item<double>());
     } else {
       for (const char* name : {"d_loss", "logits_real", "logits_fake"})
-        values.emplace_back(name, std::nan(""));
+        report.values.emplace_back(name, std::nan(""));
     }
-    s.step = next;
-    s.wall_time += std::chrono::duration<double>(Clock::now() - step_start).count();
-    values.emplace_back("wall_time", s.wall_time);
-    s.sink.write("train", s.step, values);
-    ++interval_steps;
-    interval_loss += loss;
-    for (const auto& [name, value] : values)
-      if (name == "rec_loss") interval_rec += value;
-    if (s.step % c.log_every == 0 || s.step == c.steps) {
-      const double rate = static_cast<double>(interval_steps) /
-                          std::chrono::duration<double>(Clock::now() - interval_start).count();
-      spdlog::info("step {}/{}  loss {:.5f}  L1 {:.5f}  {:.2f} steps/s  ETA {}", s.step, c.steps,
-                   interval_loss / static_cast<double>(interval_steps),
-                   interval_rec / static_cast<double>(interval_steps), rate,
-                   detail::duration_text(static_cast<double>(c.steps - s.step) / rate));
-      interval_start = Clock::now();
-      interval_steps = 0;
-      interval_loss = interval_rec = 0;
-      s.sink.flush();
-    }
-    const bool stopping = stop.load() && s.step < c.steps;
-    const bool eval_due = (c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps;
-    if (eval_due && stopping) s.eval_pending = true;
-    if (eval_due && !stopping) s.evaluate();
-    if (s.step % c.checkpoint_every == 0 || s.step == c.steps || stopping) {
-      s.sink.flush();
-      s.save_checkpoint();
-    }
-    if (stopping) {
-      spdlog::warn("interrupted: checkpoint at step {} written to {}", s.step, checkpoint_path().string());
-      return {s.step, true};
-    }
-  }
-  if (s.step > first_step || !std::filesystem::exists(s.output("autoencoder.pt"))) s.finish();
-  s.sink.flush();
-  return {s.step, false};
+  };
+  body.evaluate = [&] { s.evaluate(); };
+  body.checkpoint = [&] { s.save_checkpoint(); };
+  body.finish = [&] { s.finish(); };
+  body.finished = [&] { return std::filesystem::exists(s.output("autoencoder.pt")); };
+  detail::LoopSettings settings;
+  settings.steps = c.steps;
+  settings.log_every = c.log_every;
+  settings.checkpoint_every = c.checkpoint_every;
+  settings.eval_every = c.eval_every;
+  settings.checkpoint = checkpoint_path().string();
+  settings.progress_name = "L1";
+  settings.divergence_hint = "Lower train.lr or set train.grad_clip";
+  return detail::run_training_loop(s.loop, settings, s.sink, body, stop);
 }
 
 }  // namespace latentlab

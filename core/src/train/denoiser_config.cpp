@@ -74,6 +74,8 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
     c.prediction = prediction_from_string(input.at("prediction").get<std::string>());
   }
   c.unet = nn::UNetConfig::from_json(input.value("unet", json::object()), "unet");
+  const auto unet_input = input.value("unet", json::object());
+  c.derive_unet_channels = !unet_input.contains("in_channels") && !unet_input.contains("out_channels");
 
   const auto train = train_schema().validate(input.value("train", json::object()), "train", "train");
   c.steps = train.get_int("steps");

@@ -4,7 +4,7 @@
 
 #include "latentlab/error.hpp"
 #include "latentlab/strings.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 
 namespace latentlab {
 namespace {

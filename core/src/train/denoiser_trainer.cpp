@@ -11,11 +11,12 @@
 #include "latentlab/diffusion/objective.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
-#include "latentlab/train/autoencoder_file.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/train/data_order.hpp"
 #include "latentlab/train/denoiser_file.hpp"
 #include "trainer_common.hpp"
+#include "training_loop.hpp"
 
 namespace latentlab {
 
@@ -23,9 +24,6 @@ namespace {
 
 constexpr std::int64_t kCheckpointFormat = 1;
 constexpr std::uint64_t kEvalStream = 0xbf58476d1ce4e5b9ULL;
-
-using detail::Clock;
-using detail::duration_text;
 
 }  // namespace
 
@@ -41,10 +39,7 @@ struct DenoiserTrainer::State {
   torch::Device device{torch::kCPU};
   at::Generator generator;         // t and eps draws (on the CPU, whatever the device)
   at::Generator latent_generator;  // the autoencoder's posterior samples
-  std::int64_t step = 0;
-  std::int64_t last_checkpoint = -1;  // step of the checkpoint on disk, -1: none yet
-  bool eval_pending = false;          // interrupted at a step due for evaluation: evaluate on resumption
-  double wall_time = 0;               // seconds of training, summed over resumptions
+  detail::LoopState loop;
   torch::Tensor held_out_z0, held_out_labels;
 
   State(DenoiserTrainConfig c, DenoiserTrainerParts p, MetricSink& s)
@@ -70,7 +65,8 @@ struct DenoiserTrainer::State {
     return config.lr * static_cast<double>(s) / static_cast<double>(config.warmup_steps);
   }
 
-  void update_ema() {
+  // After the optimiser step that makes `step`.
+  void update_ema(std::int64_t step) {
     if (config.ema_decay == 0) return;
     torch::NoGradGuard no_grad;
     // LDM's LitEma: the decay ramps up as (1 + n) / (10 + n) early on.
@@ -82,7 +78,7 @@ struct DenoiserTrainer::State {
   void save_checkpoint() {
     torch::serialize::OutputArchive archive;
     detail::write_checkpoint_header(archive, kCheckpointFormat, config.resolved,
-                                    {step, order->position(), wall_time, eval_pending});
+                                    {loop.step, order->position(), loop.wall_time, loop.eval_pending});
     torch::serialize::OutputArchive model_archive, ema_archive, optimizer_archive;
     model->save(model_archive);
     archive.write("model", model_archive);
@@ -99,11 +95,10 @@ struct DenoiserTrainer::State {
     archive.write("t_sampler_mean_square", sampler_state[0]);
     archive.write("t_sampler_counts", sampler_state[1]);
     save_archive_atomically(archive, std::filesystem::path(config.output) / "checkpoint.pt");
-    last_checkpoint = step;
   }
 
   void save_final_weights() {
-    write_denoiser_file(std::filesystem::path(config.output) / "denoiser.pt", config, step, ema);
+    write_denoiser_file(std::filesystem::path(config.output) / "denoiser.pt", config, loop.step, ema);
   }
 
   void evaluate() {
@@ -131,14 +126,14 @@ struct DenoiserTrainer::State {
     spdlog::info(
         "eval step {}: ELBO {:.4f} bits/dim (prior {:.4f}, diffusion {:.4f}, decoder {:.4f}); "
         "held-out loss_simple {:.5f}",
-        step, sum.total_bpd, sum.prior_bpd, sum.diffusion_bpd, sum.decoder_bpd, sum.loss_simple);
-    sink.write("eval", step,
+        loop.step, sum.total_bpd, sum.prior_bpd, sum.diffusion_bpd, sum.decoder_bpd, sum.loss_simple);
+    sink.write("eval", loop.step,
                {{"elbo_bpd", sum.total_bpd},
                 {"prior_bpd", sum.prior_bpd},
                 {"diffusion_bpd", sum.diffusion_bpd},
                 {"decoder_bpd", sum.decoder_bpd},
                 {"loss_simple", sum.loss_simple},
-                {"wall_time", wall_time}});
+                {"wall_time", loop.wall_time}});
     sink.flush();
   }
 };
@@ -240,10 +235,10 @@ std::int64_t DenoiserTrainer::resume() {
   torch::serialize::InputArchive archive;
   const auto progress =
       detail::open_checkpoint(archive, path, s.device, kCheckpointFormat, s.config.resolved, s.config.output);
-  s.step = progress.step;
+  s.loop.step = progress.step;
   s.order->set_position(progress.position);
-  s.wall_time = progress.wall_time;
-  s.eval_pending = progress.eval_pending;
+  s.loop.wall_time = progress.wall_time;
+  s.loop.eval_pending = progress.eval_pending;
   torch::serialize::InputArchive model_archive, ema_archive, optimizer_archive;
   archive.read("model", model_archive);
   s.model->load(model_archive);
@@ -263,10 +258,10 @@ std::int64_t DenoiserTrainer::resume() {
   archive.read("t_sampler_mean_square", mean_square);
   archive.read("t_sampler_counts", counts);
   s.objective->sampler().load_state({mean_square.to(torch::kCPU), counts.to(torch::kCPU)});
-  s.last_checkpoint = s.step;
-  s.sink.truncate_after(s.step);
-  spdlog::info("resumed from {} at step {}", path.string(), s.step);
-  return s.step;
+  s.loop.last_checkpoint = s.loop.step;
+  s.sink.truncate_after(s.loop.step);
+  spdlog::info("resumed from {} at step {}", path.string(), s.loop.step);
+  return s.loop.step;
 }
 
 TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
@@ -276,7 +271,7 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   // The run folder keeps its autoencoder, so `sample` and resumption need nothing else. A new run copies
   // it (atomically); a resumed one keeps the copy it started with, whatever became of the original.
   const auto copy = std::filesystem::path(c.output) / "autoencoder.pt";
-  if (s.parts.codec && (s.step == 0 || !std::filesystem::exists(copy))) {
+  if (s.parts.codec && (s.loop.step == 0 || !std::filesystem::exists(copy))) {
     const auto source = autoencoder_file(c.autoencoder);
     if (!std::filesystem::exists(copy) || !std::filesystem::equivalent(source, copy))
       write_atomically(copy, [&](const std::filesystem::path& temporary) {
@@ -285,22 +280,12 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   }
   s.model->train();
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
-  const std::int64_t first_step = s.step;
-  auto interval_start = Clock::now();
-  std::int64_t interval_steps = 0;
-  double interval_loss = 0, interval_simple = 0;
-  if (s.eval_pending) {  // the evaluation an interruption postponed, with the weights of its step
-    s.evaluate();
-    s.eval_pending = false;
-  }
   spdlog::info(
       "training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {})",
-      c.steps, s.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
+      c.steps, s.loop.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
       c.weighting.name, s.device.str());
-
-  while (s.step < c.steps) {
-    const auto step_start = Clock::now();
-    const std::int64_t next = s.step + 1;
+  detail::LoopBody body;
+  body.compute = [&](std::int64_t next) {
     const double lr = s.lr_at(next);
     for (auto& group : s.optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -318,62 +303,33 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     }
     const auto means = (torch::stack({loss_sum, simple_sum}) / static_cast<double>(c.accumulate))
                            .to(torch::kCPU, torch::kFloat64);
-    const double loss = means[0].item<double>(), loss_simple = means[1].item<double>();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(s.params, max_norm);
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      const auto kept = s.last_checkpoint >= 0
-                            ? "the last good checkpoint (step " + std::to_string(s.last_checkpoint) +
-                                  ") is kept in " + checkpoint_path().string()
-                            : std::string("no checkpoint had been written yet");
-      throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " +
-                            format_number(loss) + ", gradient norm " + format_number(grad_norm) + "; " +
-                            kept + ". Lower train.lr, set train.grad_clip, or add train.warmup_steps");
-    }
+    detail::StepReport report;
+    report.loss = means[0].item<double>();
+    report.progress_value = means[1].item<double>();
+    report.grad_norm = torch::nn::utils::clip_grad_norm_(s.params, max_norm);
+    report.values = {{"loss", report.loss},
+                     {"loss_simple", report.progress_value},
+                     {"grad_norm", report.grad_norm},
+                     {"lr", lr}};
+    return report;
+  };
+  body.apply = [&](std::int64_t next, detail::StepReport&) {
     s.optimizer->step();
-    s.step = next;
-    s.update_ema();
-    s.wall_time += std::chrono::duration<double>(Clock::now() - step_start).count();
-
-    s.sink.write("train", s.step,
-                 {{"loss", loss},
-                  {"loss_simple", loss_simple},
-                  {"grad_norm", grad_norm},
-                  {"lr", lr},
-                  {"wall_time", s.wall_time}});
-    ++interval_steps;
-    interval_loss += loss;
-    interval_simple += loss_simple;
-    if (s.step % c.log_every == 0 || s.step == c.steps) {
-      const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
-      const double rate = static_cast<double>(interval_steps) / seconds;
-      spdlog::info("step {}/{}  loss {:.5f}  loss_simple {:.5f}  {:.2f} steps/s  ETA {}", s.step, c.steps,
-                   interval_loss / static_cast<double>(interval_steps),
-                   interval_simple / static_cast<double>(interval_steps), rate,
-                   duration_text(static_cast<double>(c.steps - s.step) / rate));
-      interval_start = Clock::now();
-      interval_steps = 0;
-      interval_loss = interval_simple = 0;
-      s.sink.flush();
-    }
-    // An interrupt postpones a due evaluation to the resumed run (the checkpoint records it) and
-    // checkpoints at once.
-    const bool stopping = stop.load() && s.step < c.steps;
-    const bool eval_due = (c.eval_every > 0 && s.step % c.eval_every == 0) || s.step == c.steps;
-    if (eval_due && stopping) s.eval_pending = true;
-    if (eval_due && !stopping) s.evaluate();
-    if (s.step % c.checkpoint_every == 0 || s.step == c.steps || stopping) {
-      s.sink.flush();  // every row up to the checkpoint's step is on disk before the checkpoint is
-      s.save_checkpoint();
-    }
-    if (stopping) {
-      spdlog::warn("interrupted: checkpoint at step {} written to {}", s.step, checkpoint_path().string());
-      return {s.step, true};
-    }
-  }
-  if (s.step > first_step || !std::filesystem::exists(std::filesystem::path(c.output) / "denoiser.pt"))
-    s.save_final_weights();
-  s.sink.flush();
-  return {s.step, false};
+    s.update_ema(next);
+  };
+  body.evaluate = [&] { s.evaluate(); };
+  body.checkpoint = [&] { s.save_checkpoint(); };
+  body.finish = [&] { s.save_final_weights(); };
+  body.finished = [&] { return std::filesystem::exists(std::filesystem::path(c.output) / "denoiser.pt"); };
+  detail::LoopSettings settings;
+  settings.steps = c.steps;
+  settings.log_every = c.log_every;
+  settings.checkpoint_every = c.checkpoint_every;
+  settings.eval_every = c.eval_every;
+  settings.checkpoint = checkpoint_path().string();
+  settings.progress_name = "loss_simple";
+  settings.divergence_hint = "Lower train.lr, set train.grad_clip, or add train.warmup_steps";
+  return detail::run_training_loop(s.loop, settings, s.sink, body, stop);
 }
 
 nn::UNet DenoiserTrainer::model() const {

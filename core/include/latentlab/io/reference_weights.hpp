@@ -10,7 +10,7 @@
 
 #include "latentlab/export.hpp"
 #include "latentlab/nn/state_dict.hpp"
-#include "latentlab/train/denoiser_config.hpp"
+#include "latentlab/plugin_choice.hpp"
 
 namespace latentlab::io {
 

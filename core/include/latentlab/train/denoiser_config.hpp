@@ -9,13 +9,9 @@
 #include "latentlab/diffusion/forward_process.hpp"
 #include "latentlab/export.hpp"
 #include "latentlab/nn/unet_config.hpp"
+#include "latentlab/plugin_choice.hpp"
 
 namespace latentlab {
-
-struct PluginChoice {
-  std::string name;
-  nlohmann::json params = nlohmann::json::object();
-};
 
 struct LATENTLAB_API DenoiserTrainConfig {
   std::string output;  // folder for the checkpoint, metrics and final weights
@@ -31,6 +27,9 @@ struct LATENTLAB_API DenoiserTrainConfig {
   PluginChoice weighting{"unweighted", nlohmann::json::object()};
   Prediction prediction = Prediction::Eps;
   nn::UNetConfig unet;
+  // unet.in_channels and out_channels were not given: the denoiser stage sets both to the channels of
+  // what it learns (the autoencoder's latent channels, or the images'), so a spec never repeats them.
+  bool derive_unet_channels = false;
 
   // "train"
   std::int64_t steps = 1000;

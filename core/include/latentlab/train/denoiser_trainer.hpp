@@ -12,11 +12,13 @@
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/export.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/schedule.hpp"
-#include "latentlab/train/autoencoder_file.hpp"
 #include "latentlab/train/denoiser_config.hpp"
 #include "latentlab/train/metric_sink.hpp"
+#include "latentlab/train/train_outcome.hpp"
 #include "latentlab/weighting.hpp"
 
 namespace latentlab {
@@ -30,17 +32,6 @@ struct DenoiserTrainerParts {
   // Stage 2 on latents: the autoencoder of config.autoencoder (null: pixel space). The trainer moves it
   // to the run's device.
   std::shared_ptr<LatentCodec> codec;
-};
-
-// Thrown when the loss or the gradient norm stops being finite.
-class LATENTLAB_API DivergenceError : public Error {
- public:
-  using Error::Error;
-};
-
-struct TrainOutcome {
-  std::int64_t step = 0;     // the last completed step
-  bool interrupted = false;  // stopped by the stop flag before `steps`
 };
 
 class LATENTLAB_API DenoiserTrainer {

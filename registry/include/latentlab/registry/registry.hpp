@@ -14,7 +14,9 @@
 // compute), or a probe may deadlock on a lock another thread held and be reported as hung.
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,28 @@ struct Entry {
   FactoryInfo info;
   std::filesystem::path library;
   std::string library_version;
+};
+
+// A plugin object the registry created, with the parameters it was created with (validated once, every
+// default filled in: what results record) and the library it came from (for provenance). Used like the object itself: `instance->sample(...)`, `*instance`.
+template <class Interface>
+struct Instance {
+  std::shared_ptr<Interface> object;
+  std::string name;
+  nlohmann::json params;
+  std::filesystem::path library;  // the library that provided it
+  std::string library_version;
+
+  Interface* operator->() const { return object.get(); }
+  Interface& operator*() const { return *object; }
+  operator std::shared_ptr<Interface>() const { return object; }  // NOLINT: used as the object
+  // {"name", "params", "library", "library_version"}: what a result file records of the plugin.
+  nlohmann::json to_json() const {
+    return {{"name", name},
+            {"params", params},
+            {"library", library.filename().string()},
+            {"library_version", library_version}};
+  }
 };
 
 struct RegistryOptions {
@@ -80,22 +104,36 @@ class Registry {
   // kind/name (an empty kind matches any kind), one per line with the reason; "" when none.
   std::string failed_notes(const std::string& kind, const std::string& name) const;
 
-  // `params` validated against kind/name's schema with every default filled in, as a JSON object: what
-  // a command records next to its results. Throws ConfigError naming `path`.
+  // `params` validated against kind/name's schema with every default filled in, as a JSON object,
+  // without constructing the plugin (a sweep validates every trial's plugins before any runs; create()
+  // returns the same with the object). Throws ConfigError naming `path`.
   nlohmann::json resolved_params(const std::string& kind, const std::string& name,
                                  const nlohmann::json& params, const std::string& path) const;
 
-  // Validates `params` against the factory's schema (errors name `path`) and constructs the plugin.
-  // A constructor that throws becomes an Error naming the plugin and its library.
+  // The SHA-256 (hex) of a loaded library's file, read once per library: stage keys change when a
+  // plugin is rebuilt, even without a version bump.
+  const std::string& library_sha256(const std::filesystem::path& library) const;
+
+  // Validates `params` against the factory's schema once (errors name `path`) and constructs the
+  // plugin; the instance carries the resolved parameters. A constructor that throws becomes an Error
+  // naming the plugin and its library.
   template <class Interface>
-  std::shared_ptr<Interface> create(const std::string& name, const nlohmann::json& params,
-                                    const std::string& path) const {
-    return std::static_pointer_cast<Interface>(create_erased(Interface::kKind, name, params, path));
+  Instance<Interface> create(const std::string& name, const nlohmann::json& params,
+                             const std::string& path) const {
+    auto erased = create_erased(Interface::kKind, name, params, path);
+    return {std::static_pointer_cast<Interface>(std::move(erased.object)), name, std::move(erased.params),
+            std::move(erased.library), std::move(erased.library_version)};
   }
 
  private:
-  std::shared_ptr<void> create_erased(const std::string& kind, const std::string& name,
-                                      const nlohmann::json& params, const std::string& path) const;
+  struct Erased {
+    std::shared_ptr<void> object;
+    nlohmann::json params;
+    std::filesystem::path library;
+    std::string library_version;
+  };
+  Erased create_erased(const std::string& kind, const std::string& name, const nlohmann::json& params,
+                       const std::string& path) const;
   void fail(const std::filesystem::path& file, std::string reason, std::string name = {},
             std::vector<std::string> provides = {});
 
@@ -105,6 +143,8 @@ class Registry {
   std::vector<LoadedLibrary> loaded_;
   std::vector<FailedLibrary> failed_;
   std::vector<Entry> entries_;
+  mutable std::mutex hashes_mutex_;
+  mutable std::map<std::filesystem::path, std::string> hashes_;
 };
 
 // ---- where plugins are looked for ----

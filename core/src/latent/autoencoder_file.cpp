@@ -1,8 +1,8 @@
-#include "latentlab/train/autoencoder_file.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
 
 #include "latentlab/error.hpp"
 #include "latentlab/strings.hpp"
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 
 namespace latentlab {
 
@@ -87,17 +87,8 @@ AutoencoderFileInfo read_autoencoder_info(const std::filesystem::path& path) {
   return open(autoencoder_file(path), archive);
 }
 
-LatentCodec::LatentCodec(std::shared_ptr<Autoencoder> autoencoder, AutoencoderFileInfo info)
-    : autoencoder_(std::move(autoencoder)), info_(std::move(info)) {
-  const auto c = static_cast<std::size_t>(autoencoder_->latent_channels());
-  if (info_.rescaling.mode != "none" &&
-      (info_.rescaling.shift.size() != c || info_.rescaling.scale.size() != c))
-    throw Error("the autoencoder's latent rescaling has " + std::to_string(info_.rescaling.scale.size()) +
-                " channels, its latents " + std::to_string(c));
-}
-
-std::shared_ptr<LatentCodec> LatentCodec::load(const std::filesystem::path& path,
-                                               const AutoencoderFactory& factory, torch::Device device) {
+LoadedAutoencoder read_autoencoder_file(const std::filesystem::path& path, const AutoencoderFactory& factory,
+                                        torch::Device device) {
   const auto file = autoencoder_file(path);
   torch::serialize::InputArchive archive;
   auto info = open(file, archive);
@@ -113,16 +104,7 @@ std::shared_ptr<LatentCodec> LatentCodec::load(const std::filesystem::path& path
   autoencoder->module().to(device);
   autoencoder->module().eval();
   for (auto& p : autoencoder->module().parameters()) p.set_requires_grad(false);
-  return std::make_shared<LatentCodec>(std::move(autoencoder), std::move(info));
-}
-
-torch::Tensor LatentCodec::encode(const torch::Tensor& x, at::Generator& generator) {
-  torch::NoGradGuard no_grad;
-  return info_.rescaling.apply(autoencoder_->encode(x, generator));
-}
-
-torch::Tensor LatentCodec::decode(const torch::Tensor& z) {
-  return autoencoder_->decode(info_.rescaling.invert(z));
+  return {std::move(info), std::move(autoencoder)};
 }
 
 }  // namespace latentlab

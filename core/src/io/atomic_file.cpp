@@ -1,4 +1,4 @@
-#include "latentlab/train/checkpoint_file.hpp"
+#include "latentlab/io/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

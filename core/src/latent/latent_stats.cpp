@@ -1,4 +1,4 @@
-#include "latentlab/train/latent_stats.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -14,7 +14,7 @@
 
 #include "latentlab/autoencoder.hpp"
 #include "latentlab/export.hpp"
-#include "latentlab/train/latent_stats.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 
 namespace latentlab {
 
@@ -39,31 +39,16 @@ LATENTLAB_API void write_autoencoder_file(const std::filesystem::path& path, con
 // Throws Error naming the file when it is missing, corrupt or not an autoencoder file.
 LATENTLAB_API AutoencoderFileInfo read_autoencoder_info(const std::filesystem::path& path);
 
+// An autoencoder file read back: its info, and the network built by `factory` with the weights loaded,
+// on `device`, in eval mode with gradients off. Throws Error naming the file when the weights do not fit.
+struct LoadedAutoencoder {
+  AutoencoderFileInfo info;
+  std::shared_ptr<Autoencoder> autoencoder;
+};
+LATENTLAB_API LoadedAutoencoder read_autoencoder_file(const std::filesystem::path& path,
+                                                      const AutoencoderFactory& factory, torch::Device device);
+
 // The file an autoencoder path names: the path itself, or <folder>/autoencoder.pt.
 LATENTLAB_API std::filesystem::path autoencoder_file(const std::filesystem::path& path);
-
-// The latent interface stage 2 sees: z' = rescale(E(x)) and D(unrescale(z')), in eval mode, frozen.
-class LATENTLAB_API LatentCodec {
- public:
-  LatentCodec(std::shared_ptr<Autoencoder> autoencoder, AutoencoderFileInfo info);
-  // Loads `path` with `factory`, on `device`.
-  static std::shared_ptr<LatentCodec> load(const std::filesystem::path& path,
-                                           const AutoencoderFactory& factory, torch::Device device);
-
-  // x: [B, C, H, W] -> z': [B, c, H/f, W/f] (no gradients)
-  torch::Tensor encode(const torch::Tensor& x, at::Generator& generator);
-  // z': [B, c, h, w] -> x: [B, C, h f, w f] (differentiable in z', for post-hoc guidance)
-  torch::Tensor decode(const torch::Tensor& z);
-
-  std::int64_t downsampling_factor() const { return autoencoder_->downsampling_factor(); }
-  std::int64_t latent_channels() const { return autoencoder_->latent_channels(); }
-  std::int64_t image_channels() const { return autoencoder_->image_channels(); }
-  Autoencoder& autoencoder() { return *autoencoder_; }
-  const AutoencoderFileInfo& info() const { return info_; }
-
- private:
-  std::shared_ptr<Autoencoder> autoencoder_;
-  AutoencoderFileInfo info_;
-};
 
 }  // namespace latentlab

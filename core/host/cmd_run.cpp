@@ -1,0 +1,257 @@
+// `latentlab run SPEC.json`: the sweep engine (docs/spec.md). Expands the spec into trials, validates
+// every trial's stages before anything runs, and runs the stages that are not in the cache in worker
+// processes; `latentlab status DIR` reports a sweep; `latentlab stage-run` is the worker.
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "latentlab/error.hpp"
+#include "latentlab/io/atomic_file.hpp"
+#include "latentlab/strings.hpp"
+#include "latentlab/sweep/plan.hpp"
+#include "latentlab/sweep/runner.hpp"
+#include "latentlab/threads.hpp"
+#include "run_support.hpp"
+
+namespace latentlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+sweep::SpecJson read_spec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot open spec file '" + path + "'");
+  try {
+    return sweep::SpecJson::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError("spec file '" + path + "' is not valid JSON: " + e.what());
+  }
+}
+
+// A summary.csv cell for the screen: numbers with 4 significant digits (the file keeps them all).
+std::string short_cell(const std::string& cell) {
+  if (cell.find_first_of(".e") == std::string::npos) return cell;
+  char* end = nullptr;
+  const double value = std::strtod(cell.c_str(), &end);
+  if (end == cell.c_str() || *end != '\0') return cell;
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4g", value);
+  return text;
+}
+
+// summary.csv as an aligned table.
+void print_summary(const fs::path& csv) {
+  std::ifstream in(csv);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::string cell;
+    bool quoted = false;
+    for (const char c : line) {
+      if (c == '"')
+        quoted = !quoted;
+      else if (c == ',' && !quoted) {
+        cells.push_back(cell);
+        cell.clear();
+      } else
+        cell += c;
+    }
+    cells.push_back(cell);
+    for (auto& c : cells) c = short_cell(c);
+    rows.push_back(cells);
+  }
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(widths[i]) + 2) << (row[i].empty() ? "-" : row[i]);
+    std::cout << "\n";
+  }
+}
+
+std::string host_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+std::string command_line(const std::string& command, const Args& args) {
+  std::string out = "latentlab " + command;
+  for (const auto& arg : args) out += " " + arg;
+  return out;
+}
+
+}  // namespace
+
+int run_run(const Args& args) {
+  CommonOptions common;
+  std::string spec_path, results = "results", cache, only, device;
+  int workers = 1;
+  bool dry_run = false;
+  po::options_description options("Options");
+  // clang-format off
+  options.add_options()
+      ("results", po::value(&results)->default_value(results), "results root: the sweep writes RESULTS/<name>/")
+      ("cache", po::value(&cache), "stage cache folder (default: RESULTS/<name>/cache); sweeps may share one")
+      ("workers", po::value(&workers)->default_value(workers), "stages run at once, each in its own process; threads are split between them")
+      ("only", po::value(&only), "run only this trial (its id, as --dry-run lists them)")
+      ("dry-run", po::bool_switch(&dry_run), "print the trials and, per stage, cached or to run; run nothing")
+      ("device", po::value(&device), "auto, cpu, cuda or cuda:N (default: the spec's \"device\", else auto)");
+  // clang-format on
+  add_common_options(options, common);
+  Positionals positional;
+  positional.add("spec", po::value(&spec_path));
+  po::variables_map vm;
+  const std::string usage =
+      "latentlab run SPEC.json [--results DIR] [--cache DIR] [--workers N] [--only TRIAL] [--dry-run] "
+      "[--device D]";
+  if (!parse_command_line(
+          "run", args, options, positional, usage,
+          "Runs a sweep (docs/spec.md): expands SPEC.json's axes into trials, validates every trial before "
+          "anything runs (all problems at once), and runs each stage (autoencoder, latent statistics, "
+          "denoiser, sample, eval, reconstruction) once, reusing finished stages from the cache. Writes "
+          "RESULTS/<name>/trials/<trial>.h5 (docs/hdf5-layout.md), sweep.json and summary.csv. Re-running "
+          "continues where a run stopped; `latentlab status RESULTS/<name>` shows where it stands.",
+          vm))
+    return kOk;
+  if (spec_path.empty()) throw ConfigError("run: which spec? Usage: " + usage);
+  if (workers < 1) throw ConfigError("--workers: must be >= 1, got " + std::to_string(workers));
+  apply_logging(common);
+  const auto spec = read_spec(spec_path);
+  const auto expansion = sweep::expand(spec);
+  const auto registry = load_registry(common);
+  const int threads = apply_threads(common);
+  const auto plan = sweep::make_plan(expansion, *registry);
+  if (!only.empty()) {
+    std::vector<std::string> ids;
+    for (const auto& trial : plan.trials) ids.push_back(trial.trial.id);
+    if (std::find(ids.begin(), ids.end(), only) == ids.end())
+      throw ConfigError("--only: no trial '" + only + "'" + did_you_mean(only, ids) +
+                        "; `latentlab run SPEC --dry-run` lists them");
+  }
+  sweep::RunOptions run;
+  run.paths.folder = fs::path(results) / plan.name;
+  run.paths.cache = cache.empty() ? run.paths.folder / "cache" : fs::path(cache);
+  if (dry_run) {
+    std::cout << sweep::dry_run_report(plan, run.paths, only);
+    return kOk;
+  }
+  run.workers = workers;
+  run.threads = threads;
+  run.device = !device.empty() ? device : plan.device;
+  resolve_device(run.device, "--device");  // a bad name or a missing GPU fails here
+  run.only = only;
+  run.host = fs::canonical("/proc/self/exe");
+  for (const auto& path : common.plugin_paths) {
+    run.worker_args.push_back("--plugin-path");
+    run.worker_args.push_back(fs::absolute(path).string());
+  }
+  run.worker_args.push_back("--log-level");
+  run.worker_args.push_back(common.log_level);
+  run.spec = nlohmann::json::parse(spec.dump());
+  const std::string commit = kGitCommit;
+  run.provenance = {{"latentlab_version", kLatentLabVersion},
+                    {"build_commit", commit},
+                    {"build_dirty", commit.find("-dirty") != std::string::npos},
+                    {"libtorch_version", TORCH_VERSION},
+                    {"host", host_name()},
+                    {"command_line", command_line("run", args)},
+                    {"spec_file", fs::absolute(spec_path).string()}};
+  run.registry = registry.get();
+  StopSignals signals;
+  run.stop = &signals.stop();
+  spdlog::info(
+      "sweep {}: {} trials, {} distinct stages, up to {} worker(s) sharing {} thread(s), device {}; results "
+      "in {}",
+      plan.name, plan.trials.size(), plan.stages.size(), workers, threads, run.device,
+      run.paths.folder.string());
+  const auto summary = sweep::run_sweep(plan, run);
+  std::cout << "\n";
+  print_summary(run.paths.folder / "summary.csv");
+  std::cout << "\nsweep " << plan.name << ": " << summary.trials_done << " of " << summary.trials
+            << " trials done";
+  if (summary.trials_failed) std::cout << ", " << summary.trials_failed << " failed";
+  std::cout << "; stages: " << summary.stages_run << " run, " << summary.stages_reused
+            << " reused from the cache";
+  if (summary.stages_failed) std::cout << ", " << summary.stages_failed << " failed";
+  std::cout << "\nresults: " << run.paths.folder.string() << " (summary.csv, sweep.json, trials/*.h5)\n";
+  for (const auto& failure : summary.failures) std::cout << "failed: " << failure << "\n";
+  if (summary.interrupted) {
+    std::cout << "interrupted; run the same command again to continue\n";
+    return kFailure;
+  }
+  return summary.trials_failed > 0 || summary.trials_done < summary.trials ? kFailure : kOk;
+}
+
+int run_status(const Args& args) {
+  CommonOptions common;
+  std::string folder;
+  po::options_description options("Options");
+  add_common_options(options, common);
+  Positionals positional;
+  positional.add("folder", po::value(&folder));
+  po::variables_map vm;
+  const std::string usage = "latentlab status RESULTS/NAME";
+  if (!parse_command_line("status", args, options, positional, usage,
+                          "Shows a sweep's trials and, for each of their stages, done, running (with its "
+                          "progress), failed (with the reason) or waiting.",
+                          vm))
+    return kOk;
+  if (folder.empty()) throw ConfigError("status: which sweep folder? Usage: " + usage);
+  apply_logging(common);
+  std::cout << sweep::status_report(folder);
+  return kOk;
+}
+
+int run_stage_worker(const Args& args) {
+  CommonOptions common;
+  std::string job_path, dir, final_dir;
+  po::options_description options("Options");
+  options.add_options()("dir", po::value(&dir), "work folder")("final", po::value(&final_dir),
+                                                               "finished folder");
+  add_common_options(options, common);
+  Positionals positional;
+  positional.add("job", po::value(&job_path));
+  po::variables_map vm;
+  if (!parse_command_line(
+          "stage-run", args, options, positional, "latentlab stage-run JOB.json --dir D --final F",
+          "Runs one stage of a sweep (what `latentlab run` starts in each worker process).", vm))
+    return kOk;
+  if (job_path.empty() || dir.empty() || final_dir.empty())
+    throw ConfigError("stage-run: give JOB.json, --dir and --final (workers are started by `latentlab run`)");
+  apply_logging(common);
+  std::ifstream in(job_path);
+  if (!in) throw Error("stage-run: cannot read the job file " + job_path);
+  const auto record = nlohmann::json::parse(in);
+  const auto job = sweep::StageJob::from_json(record);
+  const auto registry = load_registry(common);
+  apply_threads(common);
+  std::map<std::string, fs::path> input_dirs;
+  const auto inputs = record.value("input_dirs", nlohmann::json::object());
+  for (const auto& [role, path] : inputs.items()) input_dirs[role] = path.get<std::string>();
+  StopSignals signals;
+  const stages::StageContext context{*registry, resolve_device(record.value("device", std::string("auto"))),
+                                     &signals.stop()};
+  const bool resume = fs::exists(fs::path(dir) / "checkpoint.pt");
+  const auto outcome = sweep::run_job(job, context, input_dirs, dir, resume);
+  if (outcome.interrupted) return 3;  // the coordinator reads this as "stopped at a checkpoint"
+  // The finished folder appears at once, by one rename.
+  fs::rename(dir, final_dir);
+  return kOk;
+}
+
+}  // namespace latentlab::host

@@ -1,0 +1,59 @@
+#pragma once
+// The reconstruction stage: what a compression factor f costs (the paper's Tab. 8). Encodes and
+// decodes held-out images with an autoencoder and measures PSNR, SSIM, L1, codebook usage and
+// perplexity (VQ), the latent statistics and, when asked, rFID (FID of the reconstructions against
+// their originals). Writes metrics.json, reconstructions.png (original | reconstruction pairs) and
+// images/NNNNN.png. `latentlab reconstruct` and the sweep engine run it.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "latentlab/stages/features.hpp"
+#include "latentlab/stages/stage.hpp"
+
+namespace latentlab::stages {
+
+struct ReconstructionConfig {
+  // The images: a folder (the `image-folder` dataset) or a dataset plugin's name, with parameters. The
+  // split defaults to test, channels and resolution to the autoencoder's.
+  std::string input;
+  nlohmann::json data_params = nlohmann::json::object();
+  std::int64_t count = 256;  // images to reconstruct; 0: all
+  std::int64_t images = 16;  // of those, how many to write as PNG files
+  std::int64_t batch = 32;
+  std::uint64_t seed = 0;                  // KL posterior samples of the latent statistics
+  std::optional<FeatureSettings> rfid;     // rFID on these features; none: no rFID
+
+  // Keys: input, data_params, count, images, batch, seed, rfid (true, or the feature settings).
+  static ReconstructionConfig from_json(const nlohmann::json& json, const std::string& path);
+  nlohmann::json to_json() const;
+};
+
+class ReconstructionStage : public Stage {
+ public:
+  // Validates the feature extractor's parameters (errors name `path`.rfid.params, or --feature-set).
+  ReconstructionStage(ReconstructionConfig config, const registry::Registry& registry,
+                      const std::string& path = "reconstruction");
+
+  const char* kind() const override { return "reconstruction"; }
+  nlohmann::json config() const override;
+  nlohmann::json plugins() const override;
+  std::uint64_t seed() const override { return config_.seed; }
+
+  // Reconstructs with the autoencoder file (or folder) `autoencoder` into `out`; returns the report
+  // written to metrics.json. The images are checked against the autoencoder (channels, a side
+  // divisible by f) before any work.
+  nlohmann::json run(const StageContext& context, const std::filesystem::path& autoencoder,
+                     const std::filesystem::path& out) const;
+
+ private:
+  ReconstructionConfig config_;
+  const registry::Registry& registry_;
+  std::string path_;
+  nlohmann::json feature_params_;  // resolved, when rFID is asked for
+};
+
+}  // namespace latentlab::stages

@@ -1,0 +1,69 @@
+#pragma once
+// The stage layer (docs/architecture.md): the typed pieces of the pipeline that both the single-run
+// commands and the sweep engine run. A stage is built once from JSON (errors name the JSON path),
+// resolves its plugins once through the registry (parameters validated, defaults filled in), has a
+// content key, and runs into a folder of its own.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "latentlab/registry/registry.hpp"
+
+namespace latentlab::stages {
+
+// What a stage runs with: the registry its plugins come from, the device, and the stop flag that
+// Ctrl-C/SIGTERM set (a training stage finishes its step, checkpoints and returns interrupted).
+struct StageContext {
+  const registry::Registry& registry;
+  torch::Device device{torch::kCPU};
+  const std::atomic<bool>* stop = nullptr;
+
+  bool stop_requested() const { return stop && stop->load(); }
+};
+
+// How a stage run ended.
+struct StageOutcome {
+  bool interrupted = false;  // stopped by the stop flag; run again (resuming) to finish
+  std::int64_t step = 0;     // training stages: the last completed step
+};
+
+// The content key of a stage: the SHA-256 (hex) of its kind, its resolved config, the keys of the
+// stages it reads, its seed and the plugins it uses (name, version and the SHA-256 of the library
+// file, so a rebuilt plugin is a new key). Objects are hashed with sorted keys: the same config gives
+// the same key whatever order it was written in.
+std::string content_key(const std::string& kind, const nlohmann::json& config,
+                        const std::vector<std::string>& input_keys, std::uint64_t seed,
+                        const nlohmann::json& plugins);
+
+// Records a plugin a stage uses, for content_key and for result files: {kind, name, library, version
+// (the library's), sha256 (of the library file)}. Throws ConfigError (via the registry) when kind/name is not registered.
+nlohmann::json plugin_record(const registry::Registry& registry, const std::string& kind,
+                             const std::string& name);
+
+// The pieces every stage has.
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual const char* kind() const = 0;
+  // The resolved configuration: what the key hashes and what results record.
+  virtual nlohmann::json config() const = 0;
+  // The plugins it uses (plugin_record of each).
+  virtual nlohmann::json plugins() const = 0;
+  virtual std::uint64_t seed() const = 0;
+
+  // Keys of the stages whose artefacts it reads (set by whoever wires stages together).
+  void set_input_keys(std::vector<std::string> keys) { input_keys_ = std::move(keys); }
+  const std::vector<std::string>& input_keys() const { return input_keys_; }
+
+  std::string key() const { return content_key(kind(), config(), input_keys_, seed(), plugins()); }
+
+ private:
+  std::vector<std::string> input_keys_;
+};
+
+}  // namespace latentlab::stages

@@ -1,0 +1,55 @@
+#pragma once
+// The training loop both trainers run (private to the core library): the step counter, the divergence
+// guard, the "train" series, progress lines with rate and ETA, evaluations (postponed by an interrupt
+// to the resumed run), checkpoints, the stop flag, and the final weights. A trainer supplies what one
+// step, an evaluation, a checkpoint and the end are; docs/training.md describes the behaviour.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "latentlab/train/metric_sink.hpp"
+#include "latentlab/train/train_outcome.hpp"
+
+namespace latentlab::detail {
+
+// Where a run stands; the trainer's checkpoints save and restore it.
+struct LoopState {
+  std::int64_t step = 0;              // the last completed step
+  std::int64_t last_checkpoint = -1;  // step of the checkpoint on disk, -1: none yet
+  double wall_time = 0;               // seconds of training, summed over resumptions
+  bool eval_pending = false;          // interrupted at a step due for evaluation: evaluate on resumption
+};
+
+struct LoopSettings {
+  std::int64_t steps = 0, log_every = 1, checkpoint_every = 1, eval_every = 0;  // eval 0: at the end only
+  std::string checkpoint;                                                       // its path, for messages
+  std::string progress_name;    // the second number of the progress line ("loss_simple", "L1")
+  std::string divergence_hint;  // what to change when the loss stops being finite
+};
+
+// One optimiser step, in two halves: `compute` makes the gradients and returns the loss, the
+// gradient norm (after clipping's measurement) and the values to log; the loop checks they are finite
+// (DivergenceError otherwise, leaving the last checkpoint untouched) and then calls `apply`, which
+// steps the optimisers and may add values (a discriminator's update).
+struct StepReport {
+  double loss = 0;
+  double grad_norm = 0;
+  double progress_value = 0;  // the progress line's second number
+  MetricValues values;        // logged to the "train" series, with wall_time added
+};
+
+struct LoopBody {
+  std::function<StepReport(std::int64_t next)> compute;
+  std::function<void(std::int64_t next, StepReport& report)> apply;
+  std::function<void()> evaluate;
+  std::function<void()> checkpoint;  // saves everything, LoopState included
+  std::function<void()> finish;      // the final weights, when training advanced or they are missing
+  std::function<bool()> finished;    // whether the final weights exist
+};
+
+// Runs until settings.steps or the stop flag. `state` is the trainer's own (checkpoint() saves it).
+TrainOutcome run_training_loop(LoopState& state, const LoopSettings& settings, MetricSink& sink,
+                               const LoopBody& body, const std::atomic<bool>& stop);
+
+}  // namespace latentlab::detail

@@ -1,0 +1,300 @@
+// The stage layer: configs from JSON (errors name the JSON path), content keys, and the denoiser,
+// sample, latent-statistics and eval stages run end to end on a tiny model and a Fashion-MNIST subset.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "latentlab/error.hpp"
+#include "latentlab/io/images.hpp"
+#include "latentlab/stages/denoiser_stage.hpp"
+#include "latentlab/stages/eval_stage.hpp"
+#include "latentlab/stages/latent_stats_stage.hpp"
+#include "latentlab/stages/sample_stage.hpp"
+#include "support/builtin_plugins.hpp"
+
+namespace latentlab::stages {
+namespace {
+
+using nlohmann::json;
+using testing::builtin_plugins;
+
+// The message of the ConfigError `body` throws ("" and a test failure when none).
+template <class Body>
+std::string config_error(Body body) {
+  try {
+    body();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError";
+  return "";
+}
+
+std::filesystem::path temp_folder(const std::string& name) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("latentlab_stages_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+  return path;
+}
+
+TEST(ContentKey, SameConfigSameKeyWhateverTheOrder) {
+  const auto a = json::parse(R"({"b": 1, "a": {"y": [1, 2], "x": 0.1}})");
+  const auto b = json::parse(R"({"a": {"x": 0.1, "y": [1, 2]}, "b": 1})");
+  EXPECT_EQ(content_key("sample", a, {"k1"}, 3, json::array()),
+            content_key("sample", b, {"k1"}, 3, json::array()));
+  EXPECT_EQ(content_key("sample", a, {}, 0, json::array()).size(), 64u);
+}
+
+TEST(ContentKey, EveryPartChangesTheKey) {
+  const json config = {{"steps", 10}};
+  const auto base = content_key("sample", config, {"in"}, 1, json::array());
+  EXPECT_NE(base, content_key("eval", config, {"in"}, 1, json::array()));
+  EXPECT_NE(base, content_key("sample", json{{"steps", 11}}, {"in"}, 1, json::array()));
+  EXPECT_NE(base, content_key("sample", config, {"other"}, 1, json::array()));
+  EXPECT_NE(base, content_key("sample", config, {"in"}, 2, json::array()));
+  EXPECT_NE(base, content_key("sample", config, {"in"}, 1, json::array({{{"name", "ddim"}}})));
+  // Numbers keep their type: 10 and 10.0 are different configs to JSON, and to the key.
+  EXPECT_NE(base, content_key("sample", json{{"steps", 10.5}}, {"in"}, 1, json::array()));
+}
+
+TEST(SampleConfig, ReadsEveryKey) {
+  const auto c = SampleConfig::from_json(
+      json::parse(R"({"sampler": {"name": "dpmpp_2m", "params": {"discretization": "trailing"}},
+                      "guider": "none", "steps": 20, "count": 8, "batch": 4, "seed": 7,
+                      "clip_x0": "off", "class": 2, "latent_size": "8x16", "columns": 4})"),
+      "eval[0]");
+  EXPECT_EQ(c.sampler.name, "dpmpp_2m");
+  EXPECT_EQ(c.sampler.params.at("discretization"), "trailing");
+  EXPECT_EQ(c.guider.name, "none");
+  EXPECT_EQ(c.steps, 20);
+  EXPECT_EQ(c.count, 8);
+  EXPECT_EQ(c.batch, 4);
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.clip_x0, "off");
+  EXPECT_EQ(c.label, 2);
+  EXPECT_EQ(c.latent_height, 8);
+  EXPECT_EQ(c.latent_width, 16);
+  const auto square = SampleConfig::from_json(json{{"latent_size", 12}}, "s");
+  EXPECT_EQ(square.latent_height, 12);
+  EXPECT_EQ(square.latent_width, 12);
+  const auto pair = SampleConfig::from_json(json{{"latent_size", {6, 10}}}, "s");
+  EXPECT_EQ(pair.latent_width, 10);
+  // to_json reads back to the same config.
+  const auto again = SampleConfig::from_json(c.to_json(), "again");
+  EXPECT_EQ(again.to_json(), c.to_json());
+}
+
+TEST(SampleConfig, ErrorsNameTheJsonPath) {
+  EXPECT_NE(config_error([] {
+              SampleConfig::from_json(json{{"stpes", 10}}, "eval[1]");
+            }).find("eval[1].stpes"),
+            std::string::npos);
+  EXPECT_NE(config_error([] {
+              SampleConfig::from_json(json{{"stpes", 10}}, "e");
+            }).find("steps"),
+            std::string::npos);  // the nearest valid key
+  EXPECT_NE(config_error([] {
+              SampleConfig::from_json(json{{"steps", 0}}, "e");
+            }).find("e.steps"),
+            std::string::npos);
+  EXPECT_NE(config_error([] {
+              SampleConfig::from_json(json{{"latent_size", "8y8"}}, "e");
+            }).find("e.latent_size"),
+            std::string::npos);
+  EXPECT_NE(config_error([] {
+              SampleConfig::from_json(json{{"clip_x0", "maybe"}}, "e");
+            }).find("e.clip_x0"),
+            std::string::npos);
+  EXPECT_NE(config_error([] {
+              SampleConfig::from_json(json{{"sampler", {{"nme", "ddim"}}}}, "e");
+            }).find("e.sampler.nme"),
+            std::string::npos);
+}
+
+TEST(SampleStage, PluginParametersAreValidatedOnceWithTheirPath) {
+  const auto& registry = builtin_plugins();
+  auto config = SampleConfig::from_json(json{{"sampler", {{"name", "ddim"}, {"params", {{"eta", 5}}}}}}, "e");
+  EXPECT_NE(
+      config_error([&] { SampleStage(config, registry, "eval[0]"); }).find("eval[0].sampler.params.eta"),
+      std::string::npos);
+  EXPECT_NE(config_error([&] { SampleStage(config, registry, ""); }).find("sampler.eta"), std::string::npos);
+  config.sampler.name = "dddim";
+  EXPECT_NE(config_error([&] { SampleStage(config, registry, "e"); }).find("ddim"), std::string::npos);
+  // Resolved: the defaults are in the stage's config, so {} and the defaults written out are one key.
+  const SampleStage implicit(SampleConfig::from_json(json{{"sampler", "ddim"}}, "e"), registry);
+  const auto defaults = implicit.config()["sampler"]["params"];
+  EXPECT_TRUE(defaults.contains("eta"));
+  const SampleStage explicit_(
+      SampleConfig::from_json(json{{"sampler", {{"name", "ddim"}, {"params", defaults}}}}, "e"), registry);
+  EXPECT_EQ(implicit.key(), explicit_.key());
+  const SampleStage other(SampleConfig::from_json(json{{"sampler", "ddim"}, {"steps", 20}}, "e"), registry);
+  EXPECT_NE(implicit.key(), other.key());
+}
+
+TEST(SampleStage, InitLatentsAreKeyedByContent) {
+  const auto& registry = builtin_plugins();
+  const auto folder = temp_folder("init_key");
+  io::write_npy(folder / "a.npy", torch::zeros({2, 1, 4, 4}));
+  io::write_npy(folder / "b.npy", torch::ones({2, 1, 4, 4}));
+  const auto stage_with = [&](const std::string& file) {
+    return SampleStage(SampleConfig::from_json(json{{"init_latents", (folder / file).string()}}, "e"),
+                       registry);
+  };
+  EXPECT_NE(stage_with("a.npy").key(), stage_with("b.npy").key());
+  std::filesystem::copy_file(folder / "a.npy", folder / "c.npy");
+  // The same content under another name samples the same images: one key.
+  EXPECT_EQ(stage_with("a.npy").key(), stage_with("c.npy").key());
+  EXPECT_NE(config_error([&] { stage_with("missing.npy"); }).find("e.init_latents: there is no file"),
+            std::string::npos);
+  std::filesystem::remove_all(folder);
+}
+
+TEST(EvalConfig, MetricsAndErrors) {
+  const auto c = EvalConfig::from_json(
+      json::parse(R"({"metrics": ["kid", "fid"], "reference": "fashion-mnist:test", "count": 64,
+                      "features": {"name": "classifier", "params": {"steps": 100}}})"),
+      "eval[0].metrics");
+  EXPECT_EQ(c.metrics, (std::vector<std::string>{"fid", "kid"}));  // canonical order
+  EXPECT_EQ(c.features.params.at("steps"), 100);
+  EXPECT_TRUE(c.wants("kid"));
+  EXPECT_FALSE(c.wants("is"));
+  EXPECT_NE(config_error([] {
+              EvalConfig::from_json(json{{"metrics", {"fid", "kd"}}, {"reference", "x"}}, "m");
+            }).find("did you mean \"kid\""),
+            std::string::npos);
+  EXPECT_NE(config_error([] { EvalConfig::from_json(json::object(), "m"); }).find("m.reference"),
+            std::string::npos);
+  EXPECT_NE(config_error([] {
+              EvalConfig::from_json(json{{"reference", "x"}, {"features", {{"nam", "c"}}}}, "m");
+            }).find("m.features.nam"),
+            std::string::npos);
+}
+
+TEST(LatentStatsConfig, Keys) {
+  const auto c =
+      LatentStatsConfig::from_json(json{{"rescale", "channel"}, {"snr_schedule", "cosine"}}, "latent");
+  EXPECT_EQ(c.rescale, "channel");
+  EXPECT_EQ(c.snr_schedule.name, "cosine");
+  EXPECT_NE(config_error([] {
+              LatentStatsConfig::from_json(json{{"rescale", "max"}}, "latent");
+            }).find("latent.rescale"),
+            std::string::npos);
+}
+
+// A tiny pixel-space denoiser on 16x16 Fashion-MNIST, trained for a few steps by the denoiser stage.
+class TinyPipeline : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    folder_ = temp_folder("pipeline");
+    const json spec = json::parse(R"({
+      "output": "unused", "seed": 3,
+      "data": {"dataset": "fashion-mnist", "params": {"resolution": 16, "fit": "resize", "limit": 64}},
+      "unet": {"model_channels": 32, "channel_mult": [1, 2], "num_res_blocks": 1,
+               "attention_resolutions": [], "num_head_channels": 32},
+      "train": {"steps": 4, "batch_size": 8, "log_every": 2, "checkpoint_every": 2},
+      "eval": {"every": 0, "samples": 8, "strata": 1, "batch_size": 8}
+    })");
+    try {
+      const DenoiserStage stage(DenoiserTrainConfig::from_json(spec), builtin_plugins());
+      const StageContext context{builtin_plugins(), torch::kCPU};
+      const auto outcome = stage.run(context, folder_ / "denoiser", false);
+      ASSERT_FALSE(outcome.interrupted);
+      ASSERT_EQ(outcome.step, 4);
+    } catch (const Error& e) {
+      skip_reason_ =
+          std::string("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): ") + e.what();
+    }
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(folder_); }
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+  }
+
+  static inline std::filesystem::path folder_;
+  static inline std::string skip_reason_;
+};
+
+TEST_F(TinyPipeline, DenoiserStageDerivesTheUNetChannels) {
+  std::ifstream in(folder_ / "denoiser" / "config.json");
+  const auto config = json::parse(in);
+  EXPECT_EQ(config["unet"]["in_channels"], 1);  // Fashion-MNIST's, not the UNet's default 4
+  EXPECT_EQ(config["unet"]["out_channels"], 1);
+  EXPECT_TRUE(std::filesystem::exists(folder_ / "denoiser" / "denoiser.pt"));
+}
+
+TEST_F(TinyPipeline, SamplesFromGivenNoiseAreTheSameWhateverTheSeedAndBatch) {
+  const auto& registry = builtin_plugins();
+  const StageContext context{registry, torch::kCPU};
+  auto noise = torch::randn({4, 1, 16, 16}, torch::TensorOptions().dtype(torch::kFloat32));
+  io::write_npy(folder_ / "z_T.npy", noise);
+  const auto run = [&](std::uint64_t seed, std::int64_t batch, const std::string& name, bool with_noise) {
+    json spec = {{"sampler", "ddim"}, {"steps", 5}, {"count", 4}, {"batch", batch}, {"seed", seed}};
+    if (with_noise) spec["init_latents"] = (folder_ / "z_T.npy").string();
+    const SampleStage stage(SampleConfig::from_json(spec, "sample"), registry);
+    const auto result = stage.run(context, folder_ / "denoiser", folder_ / name);
+    EXPECT_EQ(result.count, 4);
+    EXPECT_EQ(result.nfe, 5);
+    return io::read_npy(folder_ / name / "samples.npy");
+  };
+  const auto a = run(1, 4, "a", true);
+  const auto b = run(2, 4, "b", true);  // ddim with eta 0 is deterministic: z_T decides
+  EXPECT_TRUE(torch::equal(a, b));
+  const auto one_by_one = run(2, 1, "one", true);  // the same up to the batch's float rounding
+  EXPECT_TRUE(torch::allclose(a, one_by_one, 1e-4, 1e-5));
+  const auto c = run(1, 4, "c", false);
+  EXPECT_FALSE(torch::equal(a, c));
+  EXPECT_EQ(a.sizes(), (std::vector<std::int64_t>{4, 1, 16, 16}));
+  std::ifstream in(folder_ / "a" / "samples.json");
+  EXPECT_NE(json::parse(in)["init_latents"].get<std::string>().find("z_T.npy"), std::string::npos);
+
+  // z_T of the wrong shape is refused before sampling, naming both shapes.
+  io::write_npy(folder_ / "small.npy", torch::zeros({4, 1, 8, 8}));
+  const SampleStage wrong(
+      SampleConfig::from_json(json{{"count", 4}, {"init_latents", (folder_ / "small.npy").string()}},
+                              "sample"),
+      registry);
+  const auto message = config_error([&] { wrong.run(context, folder_ / "denoiser", folder_ / "wrong"); });
+  EXPECT_NE(message.find("[4, 1, 8, 8]"), std::string::npos) << message;
+  EXPECT_NE(message.find("[4, 1, 16, 16]"), std::string::npos) << message;
+  EXPECT_FALSE(std::filesystem::exists(folder_ / "wrong" / "samples.npy"));
+}
+
+TEST_F(TinyPipeline, EvalStageMeasuresSamplesAgainstAReference) {
+  const auto& registry = builtin_plugins();
+  const StageContext context{registry, torch::kCPU};
+  const SampleStage sample(SampleConfig::from_json(json{{"steps", 3}, {"count", 12}, {"batch", 12}}, "s"),
+                           registry);
+  sample.run(context, folder_ / "denoiser", folder_ / "eval_samples");
+  // The classifier's features, trained briefly and cached in the test's folder.
+  auto config = EvalConfig::from_json(
+      json{{"metrics", {"fid", "kid", "pr"}},
+           {"reference", "fashion-mnist:test"},
+           {"count", 12},
+           {"features",
+            {{"name", "classifier"}, {"cache", (folder_ / "cache").string()}, {"params", {{"steps", 20}}}}}},
+      "eval");
+  const EvalStage stage(config, registry);
+  const auto report = stage.run(context, (folder_ / "eval_samples").string(), folder_ / "eval");
+  EXPECT_EQ(report["n_a"], 12);
+  EXPECT_EQ(report["n_b"], 12);
+  EXPECT_TRUE(report["fid"].is_number());
+  EXPECT_GT(report["fid"].get<double>(), 0.0);
+  EXPECT_TRUE(report.contains("kid_mean"));
+  EXPECT_FALSE(report.contains("is_mean"));
+  EXPECT_TRUE(std::filesystem::exists(folder_ / "eval" / "metrics.json"));
+  // Too many splits for the images: refused before any features, naming the key.
+  config.metrics = {"is"};
+  config.is_splits = 20;
+  const EvalStage too_many(config, registry);
+  EXPECT_NE(config_error([&] {
+              too_many.run(context, (folder_ / "eval_samples").string(), {});
+            }).find("eval.is_splits"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace latentlab::stages
