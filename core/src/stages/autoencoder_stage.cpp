@@ -43,12 +43,9 @@ AutoencoderStage::AutoencoderStage(AutoencoderTrainConfig config, const registry
 }
 
 nlohmann::json AutoencoderStage::config() const {
-  auto out = config_.resolved;
   // The latent statistics measured at the end do not change the weights; in a sweep the latent stage
   // measures them, so autoencoders that differ only there are one training.
-  for (const char* key : {"output", "device", "latents"}) out.erase(key);
-  for (const char* key : {"log_every", "checkpoint_every"}) out["train"].erase(key);
-  return out;
+  return without_run_settings(config_.resolved, {"latents"});
 }
 
 nlohmann::json AutoencoderStage::plugins() const {

@@ -24,10 +24,7 @@ DenoiserStage::DenoiserStage(DenoiserTrainConfig config, const registry::Registr
 }
 
 nlohmann::json DenoiserStage::config() const {
-  auto out = config_.resolved;
-  for (const char* key : {"output", "device", "autoencoder"}) out.erase(key);
-  for (const char* key : {"log_every", "checkpoint_every"}) out["train"].erase(key);
-  return out;
+  return without_run_settings(config_.resolved, {"autoencoder"});  // the autoencoder is an input
 }
 
 nlohmann::json DenoiserStage::plugins() const {
@@ -44,7 +41,8 @@ StageOutcome DenoiserStage::run(const StageContext& context, const std::filesyst
   DenoiserTrainerParts parts;
   parts.train_data = registry_.create<Dataset>(config.data.name, config.data.params, "data.params");
   parts.held_out = registry_.create<Dataset>(config.data.name, config.held_out_params(), "eval.data_params");
-  parts.schedule = registry_.create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
+  parts.schedule =
+      registry_.create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
   parts.weighting =
       registry_.create<LossWeighting>(config.weighting.name, config.weighting.params, "weighting.params");
   if (!config.autoencoder.empty()) {  // on the CPU here; the trainer moves it to the run's device

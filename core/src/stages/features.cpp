@@ -18,7 +18,8 @@ namespace {
 const ParamSchema& settings_schema() {
   static const ParamSchema schema =
       ParamSchema()
-          .string("name", "", "feature extractor (empty: inception-v3-fid when weights are given, else classifier)")
+          .string("name", "",
+                  "feature extractor (empty: inception-v3-fid when weights are given, else classifier)")
           .string("weights", "", "Inception (or classifier) weights file")
           .string("preprocess", "", "inception-v3-fid: torch-fidelity (default) or pytorch-fid")
           .string("cache", "", "cache folder of trained classifiers and features (empty: the default)")
@@ -51,8 +52,9 @@ FeatureSettings FeatureSettings::from_json(const nlohmann::json& json, const std
 }
 
 nlohmann::json FeatureSettings::to_json() const {
-  return {{"name", name},   {"weights", weights},     {"preprocess", preprocess}, {"params", params},
-          {"cache", cache}, {"use_cache", use_cache}, {"batch", batch}};
+  return {{"name", name},     {"weights", weights}, {"preprocess", preprocess},
+          {"params", params}, {"cache", cache},     {"use_cache", use_cache},
+          {"batch", batch}};
 }
 
 std::string FeatureSettings::extractor_name() const {
@@ -99,8 +101,7 @@ FeatureExtractorChoice make_feature_extractor(const registry::Registry& registry
     const auto config = eval::ClassifierTrainingConfig::from_json(params);
     const nlohmann::json description = {{"dataset", dataset}, {"train", train.params}, {"test", test.params}};
     params["weights"] =
-        eval::cached_feature_classifier(o.cache_dir(), *train, *test, description, config, device)
-            .string();
+        eval::cached_feature_classifier(o.cache_dir(), *train, *test, description, config, device).string();
   }
   auto extractor = registry.create<FeatureExtractor>(choice.name, params, path);
   choice.extractor = extractor.object;

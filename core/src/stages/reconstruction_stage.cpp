@@ -67,8 +67,12 @@ ReconstructionConfig ReconstructionConfig::from_json(const json& input, const st
 }
 
 json ReconstructionConfig::to_json() const {
-  return {{"input", input},   {"data_params", data_params}, {"count", count},
-          {"images", images}, {"batch", batch},             {"seed", seed},
+  return {{"input", input},
+          {"data_params", data_params},
+          {"count", count},
+          {"images", images},
+          {"batch", batch},
+          {"seed", seed},
           {"rfid", rfid ? rfid->to_json() : json(false)}};
 }
 
@@ -92,7 +96,8 @@ json ReconstructionStage::plugins() const {
   json out = json::array();
   if (!std::filesystem::is_directory(config_.input) && !config_.input.empty())
     out.push_back(plugin_record(registry_, Dataset::kKind, config_.input));
-  if (config_.rfid) out.push_back(plugin_record(registry_, FeatureExtractor::kKind, config_.rfid->extractor_name()));
+  if (config_.rfid)
+    out.push_back(plugin_record(registry_, FeatureExtractor::kKind, config_.rfid->extractor_name()));
   return out;
 }
 
@@ -113,8 +118,9 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
   const std::string dataset = folder ? "image-folder" : o.input;
   const auto datasets = registry_.names(Dataset::kKind);
   if (!folder && std::find(datasets.begin(), datasets.end(), dataset) == datasets.end())
-    throw ConfigError("reconstruct: INPUT '" + o.input + "' is neither an image folder nor a dataset plugin; datasets: " +
-                      join(datasets) + (std::filesystem::exists(o.input) ? "" : " (no such folder either)"));
+    throw ConfigError("reconstruct: INPUT '" + o.input +
+                      "' is neither an image folder nor a dataset plugin; datasets: " + join(datasets) +
+                      (std::filesystem::exists(o.input) ? "" : " (no such folder either)"));
   const auto& schema = registry_.find(Dataset::kKind, dataset).info.schema;
   if (folder) params["root"] = o.input;
   if (!params.contains("channels") && schema.find("channels")) params["channels"] = codec->image_channels();
@@ -122,17 +128,19 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
   if (!params.contains("resolution") && schema.find("resolution")) {
     // The size the autoencoder was trained at, when its parameters record it.
     const auto& ae = codec->info().params;
-    if (ae.contains("resolution") && ae.at("resolution").is_number_integer()) params["resolution"] = ae.at("resolution");
+    if (ae.contains("resolution") && ae.at("resolution").is_number_integer())
+      params["resolution"] = ae.at("resolution");
   }
-  const auto data = registry_.create<Dataset>(dataset, params, path_.empty() ? "--data-set" : path_ + ".data_params");
+  const auto data =
+      registry_.create<Dataset>(dataset, params, path_.empty() ? "--data-set" : path_ + ".data_params");
   if (data->channels() != codec->image_channels())
     throw ConfigError("reconstruct: the images have " + std::to_string(data->channels()) +
                       " channels, the autoencoder takes " + std::to_string(codec->image_channels()) +
                       "; pass --data-set channels=" + std::to_string(codec->image_channels()));
   if (data->resolution() % codec->downsampling_factor())
     throw ConfigError("reconstruct: f = " + std::to_string(codec->downsampling_factor()) +
-                      " needs an image side divisible by it, the images are " + std::to_string(data->resolution()) +
-                      "; pass --resolution");
+                      " needs an image side divisible by it, the images are " +
+                      std::to_string(data->resolution()) + "; pass --resolution");
   const auto count = o.count == 0 ? data->size() : std::min(o.count, data->size());
   std::optional<FeatureExtractorChoice> features;
   if (o.rfid)
@@ -187,8 +195,9 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
     for (const auto& warning : rfid.warnings) spdlog::warn("rFID: {}", warning);
     report["rfid"] = number_or_null(rfid.fid);
     report["rfid_images"] = rfid.n_a;
-    report["rfid_features"] = {
-        {"name", features->name}, {"params", features->params}, {"fingerprint", features->extractor->fingerprint()}};
+    report["rfid_features"] = {{"name", features->name},
+                               {"params", features->params},
+                               {"fingerprint", features->extractor->fingerprint()}};
   }
   if (metrics.codebook_usage >= 0) {
     report["codebook_usage"] = metrics.codebook_usage;

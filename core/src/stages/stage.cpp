@@ -13,11 +13,18 @@ std::string content_key(const std::string& kind, const nlohmann::json& config,
                         const std::vector<std::string>& input_keys, std::uint64_t seed,
                         const nlohmann::json& plugins) {
   // nlohmann::json keeps object keys sorted, so dump() is canonical; numbers print round-trip exact.
-  const nlohmann::json identity = {{"format", kKeyFormat}, {"kind", kind},       {"config", config},
-                                   {"inputs", input_keys}, {"seed", seed},       {"plugins", plugins}};
+  const nlohmann::json identity = {{"format", kKeyFormat}, {"kind", kind}, {"config", config},
+                                   {"inputs", input_keys}, {"seed", seed}, {"plugins", plugins}};
   io::Sha256 hasher;
   hasher.update(identity.dump());
   return hasher.hex_digest();
+}
+
+nlohmann::json without_run_settings(nlohmann::json resolved, const std::vector<std::string>& also) {
+  for (const char* key : {"output", "device"}) resolved.erase(key);
+  for (const auto& key : also) resolved.erase(key);
+  for (const char* key : {"log_every", "checkpoint_every"}) resolved["train"].erase(key);
+  return resolved;
 }
 
 nlohmann::json plugin_record(const registry::Registry& registry, const std::string& kind,

@@ -3,8 +3,8 @@
 #include <tuple>
 
 #include "config_json.hpp"
-#include "latentlab/params.hpp"
 #include "latentlab/latent/latent_stats.hpp"
+#include "latentlab/params.hpp"
 
 namespace latentlab {
 

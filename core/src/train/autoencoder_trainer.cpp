@@ -280,14 +280,8 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
   body.checkpoint = [&] { s.save_checkpoint(); };
   body.finish = [&] { s.finish(); };
   body.finished = [&] { return std::filesystem::exists(s.output("autoencoder.pt")); };
-  detail::LoopSettings settings;
-  settings.steps = c.steps;
-  settings.log_every = c.log_every;
-  settings.checkpoint_every = c.checkpoint_every;
-  settings.eval_every = c.eval_every;
-  settings.checkpoint = checkpoint_path().string();
-  settings.progress_name = "L1";
-  settings.divergence_hint = "Lower train.lr or set train.grad_clip";
+  const auto settings =
+      detail::loop_settings(c, checkpoint_path().string(), "L1", "Lower train.lr or set train.grad_clip");
   return detail::run_training_loop(s.loop, settings, s.sink, body, stop);
 }
 

@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "latentlab/error.hpp"
-#include "latentlab/strings.hpp"
 #include "latentlab/io/atomic_file.hpp"
+#include "latentlab/strings.hpp"
 
 namespace latentlab {
 namespace {

@@ -9,10 +9,10 @@
 
 #include "latentlab/diffusion/elbo.hpp"
 #include "latentlab/diffusion/objective.hpp"
+#include "latentlab/io/atomic_file.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
-#include "latentlab/latent/autoencoder_file.hpp"
-#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/train/data_order.hpp"
 #include "latentlab/train/denoiser_file.hpp"
 #include "trainer_common.hpp"
@@ -321,14 +321,9 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   body.checkpoint = [&] { s.save_checkpoint(); };
   body.finish = [&] { s.save_final_weights(); };
   body.finished = [&] { return std::filesystem::exists(std::filesystem::path(c.output) / "denoiser.pt"); };
-  detail::LoopSettings settings;
-  settings.steps = c.steps;
-  settings.log_every = c.log_every;
-  settings.checkpoint_every = c.checkpoint_every;
-  settings.eval_every = c.eval_every;
-  settings.checkpoint = checkpoint_path().string();
-  settings.progress_name = "loss_simple";
-  settings.divergence_hint = "Lower train.lr, set train.grad_clip, or add train.warmup_steps";
+  const auto settings =
+      detail::loop_settings(c, checkpoint_path().string(), "loss_simple",
+                            "Lower train.lr, set train.grad_clip, or add train.warmup_steps");
   return detail::run_training_loop(s.loop, settings, s.sink, body, stop);
 }
 

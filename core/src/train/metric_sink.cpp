@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "latentlab/error.hpp"
-#include "latentlab/strings.hpp"
 #include "latentlab/io/atomic_file.hpp"
+#include "latentlab/strings.hpp"
 
 namespace latentlab {
 

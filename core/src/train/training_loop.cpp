@@ -30,8 +30,8 @@ TrainOutcome run_training_loop(LoopState& state, const LoopSettings& settings, M
                                   ") is kept in " + settings.checkpoint
                             : std::string("no checkpoint had been written yet");
       throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " +
-                            format_number(report.loss) + ", gradient norm " + format_number(report.grad_norm) +
-                            "; " + kept + ". " + settings.divergence_hint);
+                            format_number(report.loss) + ", gradient norm " +
+                            format_number(report.grad_norm) + "; " + kept + ". " + settings.divergence_hint);
     }
     body.apply(next, report);
     state.step = next;

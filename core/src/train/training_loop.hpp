@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "latentlab/train/metric_sink.hpp"
 #include "latentlab/train/train_outcome.hpp"
@@ -47,6 +48,21 @@ struct LoopBody {
   std::function<void()> finish;      // the final weights, when training advanced or they are missing
   std::function<bool()> finished;    // whether the final weights exist
 };
+
+// The intervals every trainer config has (steps, log_every, checkpoint_every, eval_every).
+template <class Config>
+LoopSettings loop_settings(const Config& c, std::string checkpoint, std::string progress_name,
+                           std::string divergence_hint) {
+  LoopSettings settings;
+  settings.steps = c.steps;
+  settings.log_every = c.log_every;
+  settings.checkpoint_every = c.checkpoint_every;
+  settings.eval_every = c.eval_every;
+  settings.checkpoint = std::move(checkpoint);
+  settings.progress_name = std::move(progress_name);
+  settings.divergence_hint = std::move(divergence_hint);
+  return settings;
+}
 
 // Runs until settings.steps or the stop flag. `state` is the trainer's own (checkpoint() saves it).
 TrainOutcome run_training_loop(LoopState& state, const LoopSettings& settings, MetricSink& sink,

@@ -40,8 +40,13 @@ std::string content_key(const std::string& kind, const nlohmann::json& config,
                         const std::vector<std::string>& input_keys, std::uint64_t seed,
                         const nlohmann::json& plugins);
 
+// A trainer's resolved config without what does not change its weights: the output folder, the device,
+// the logging and checkpoint intervals, and `also` (keys of the top level).
+nlohmann::json without_run_settings(nlohmann::json resolved, const std::vector<std::string>& also = {});
+
 // Records a plugin a stage uses, for content_key and for result files: {kind, name, library, version
-// (the library's), sha256 (of the library file)}. Throws ConfigError (via the registry) when kind/name is not registered.
+// (the library's), sha256 (of the library file)}. Throws ConfigError (via the registry) when kind/name is not
+// registered.
 nlohmann::json plugin_record(const registry::Registry& registry, const std::string& kind,
                              const std::string& name);
 
