@@ -1,6 +1,6 @@
 // `latentlab reconstruct --autoencoder CKPT INPUT`: what a compression factor f costs. Encodes and decodes
-// held-out images, writes the reconstructions as PNG and prints PSNR, SSIM, codebook usage and the
-// latent statistics.
+// held-out images, writes the reconstructions as PNG and prints PSNR, SSIM, PSIM and rFID when asked,
+// codebook usage and the latent statistics.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -21,7 +21,7 @@ namespace {
 
 struct ReconstructOptions {
   std::string autoencoder, input, out, data_params, device = "auto", format = "table";
-  std::vector<std::string> data_sets;
+  std::vector<std::string> data_sets, lpips_weights;
   std::int64_t count = 256, batch = 32, resolution = 0, images = 16;
   std::uint64_t seed = 0;
   bool rfid = false;
@@ -46,6 +46,7 @@ int run_reconstruct(const Args& args) {
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of KL posterior samples for the latent statistics")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
       ("format", po::value(&o.format)->default_value(o.format), "table or json")
+      ("lpips-weights", po::value(&o.lpips_weights)->multitoken()->composing(), "also PSIM (the mean LPIPS distance, the paper's Tab. 8) from these LPIPS weights files: a reference first-stage checkpoint, or torchvision's VGG16 with taming's vgg.pth (docs/autoencoders.md)")
       ("rfid", po::bool_switch(&o.rfid), "also the reconstruction FID (rFID): FID of the reconstructions against the originals, on the features below");
   // clang-format on
   FeatureOptions features;
@@ -57,14 +58,16 @@ int run_reconstruct(const Args& args) {
   positional.add("input", po::value(&o.input));
   po::variables_map vm;
   const std::string usage =
-      "latentlab reconstruct --autoencoder CKPT INPUT [--out DIR] [--count N] [--data-set k=v]... [--rfid]";
+      "latentlab reconstruct --autoencoder CKPT INPUT [--out DIR] [--count N] [--data-set k=v]... "
+      "[--lpips-weights FILE...] [--rfid]";
   if (!parse_command_line(
           "reconstruct", args, options, positional, usage,
           "Encodes and decodes INPUT (an image folder, or a dataset name such as fashion-mnist, whose test "
           "split is used unless --data-set split=... says otherwise) with the autoencoder (KL: the "
           "posterior mean), writes OUT/reconstructions.png (original | reconstruction pairs), "
           "OUT/images/NNNNN.png and OUT/metrics.json, and prints PSNR, SSIM, L1, codebook usage (VQ), "
-          "the latent statistics and, with --rfid, the reconstruction FID.",
+          "the latent statistics, with --lpips-weights PSIM (LPIPS) and, with --rfid, the reconstruction "
+          "FID.",
           vm))
     return kOk;
   if (o.autoencoder.empty()) throw ConfigError("reconstruct: which autoencoder? Usage: " + usage);
@@ -87,6 +90,7 @@ int run_reconstruct(const Args& args) {
   config.batch = o.batch;
   config.seed = o.seed;
   if (o.rfid) config.rfid = features.settings();
+  config.lpips_weights = o.lpips_weights;
 
   apply_logging(common);
   const auto registry = load_registry(common);
@@ -103,12 +107,17 @@ int run_reconstruct(const Args& args) {
     std::cout << report.dump(2) << "\n";
   } else {
     const auto& stats = report["latent_statistics"];
-    std::cout << fmt::format("autoencoder  {} (f = {}, {} latent channels)\n", report["name"].get<std::string>(),
-                             report["f"].get<std::int64_t>(), report["latent_channels"].get<std::int64_t>())
+    std::cout << fmt::format("autoencoder  {} (f = {}, {} latent channels)\n",
+                             report["name"].get<std::string>(), report["f"].get<std::int64_t>(),
+                             report["latent_channels"].get<std::int64_t>())
               << fmt::format("images       {} from {}\n", report["images"].get<std::int64_t>(),
                              report["input"]["dataset"].get<std::string>())
               << fmt::format("PSNR         {:.2f} dB\nSSIM         {:.4f}\nL1           {:.4f}\n",
-                             report["psnr"].get<double>(), report["ssim"].get<double>(), report["l1"].get<double>());
+                             report["psnr"].get<double>(), report["ssim"].get<double>(),
+                             report["l1"].get<double>());
+    if (report.contains("psim"))
+      std::cout << fmt::format("PSIM         {:.4f} (LPIPS)\n",
+                               report["psim"].is_number() ? report["psim"].get<double>() : NAN);
     if (report.contains("rfid"))
       std::cout << fmt::format("rFID         {:.4f} ({} features, {} images)\n",
                                report["rfid"].is_number() ? report["rfid"].get<double>() : NAN,
@@ -117,11 +126,14 @@ int run_reconstruct(const Args& args) {
     if (report.contains("codebook_usage"))
       std::cout << fmt::format("codebook     {:.1f}% of {} codes used, perplexity {:.1f}\n",
                                report["codebook_usage"].get<double>() * 100,
-                               report["codebook_size"].get<std::int64_t>(), report["perplexity"].get<double>());
+                               report["codebook_size"].get<std::int64_t>(),
+                               report["perplexity"].get<double>());
     std::cout << fmt::format("latents      mean {:.4f}, std {:.4f}, range [{:.3f}, {:.3f}] over {} images\n",
-                             stats["mean"].get<double>(), stats["std"].get<double>(), stats["min"].get<double>(),
-                             stats["max"].get<double>(), stats["images"].get<std::int64_t>())
-              << fmt::format("rescaling    {} (Var after: {:.4f})\n", report["rescaling"]["mode"].get<std::string>(),
+                             stats["mean"].get<double>(), stats["std"].get<double>(),
+                             stats["min"].get<double>(), stats["max"].get<double>(),
+                             stats["images"].get<std::int64_t>())
+              << fmt::format("rescaling    {} (Var after: {:.4f})\n",
+                             report["rescaling"]["mode"].get<std::string>(),
                              report["variance_rescaled"].get<double>());
   }
   std::cerr << "reconstruct: wrote " << (out / "metrics.json").string();

@@ -1,15 +1,18 @@
 // `latentlab run SPEC.json`: the sweep engine (docs/spec.md). Expands the spec into trials, validates
 // every trial's stages before anything runs, and runs the stages that are not in the cache in worker
 // processes; `latentlab status DIR` reports a sweep; `latentlab stage-run` is the worker.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "cli.hpp"
@@ -101,13 +104,14 @@ int run_run(const Args& args) {
   CommonOptions common;
   std::string spec_path, results = "results", cache, only, device;
   int workers = 1;
-  bool dry_run = false;
+  bool dry_run = false, fresh_workers = false;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
       ("results", po::value(&results)->default_value(results), "results root: the sweep writes RESULTS/<name>/")
       ("cache", po::value(&cache), "stage cache folder (default: RESULTS/<name>/cache); sweeps may share one")
       ("workers", po::value(&workers)->default_value(workers), "stages run at once, each in its own process; threads are split between them")
+      ("fresh-workers", po::bool_switch(&fresh_workers), "a new worker process for every stage (by default a worker runs stage after stage)")
       ("only", po::value(&only), "run only this trial (its id, as --dry-run lists them)")
       ("dry-run", po::bool_switch(&dry_run), "print the trials and, per stage, cached or to run; run nothing")
       ("device", po::value(&device), "auto, cpu, cuda or cuda:N (default: the spec's \"device\", else auto)");
@@ -118,7 +122,7 @@ int run_run(const Args& args) {
   po::variables_map vm;
   const std::string usage =
       "latentlab run SPEC.json [--results DIR] [--cache DIR] [--workers N] [--only TRIAL] [--dry-run] "
-      "[--device D]";
+      "[--device D] [--fresh-workers]";
   if (!parse_command_line(
           "run", args, options, positional, usage,
           "Runs a sweep (docs/spec.md): expands SPEC.json's axes into trials, validates every trial before "
@@ -151,6 +155,7 @@ int run_run(const Args& args) {
     return kOk;
   }
   run.workers = workers;
+  run.fresh_workers = fresh_workers;
   run.threads = threads;
   run.device = !device.empty() ? device : plan.device;
   resolve_device(run.device, "--device");  // a bad name or a missing GPU fails here
@@ -185,7 +190,8 @@ int run_run(const Args& args) {
   std::cout << "\nsweep " << plan.name << ": " << summary.trials_done << " of " << summary.trials
             << " trials done";
   if (summary.trials_failed) std::cout << ", " << summary.trials_failed << " failed";
-  std::cout << "; stages: " << summary.stages_run << " run, " << summary.stages_reused
+  std::cout << "; stages: " << summary.stages_run << " run (" << summary.workers_started << " worker process"
+            << (summary.workers_started == 1 ? "" : "es") << "), " << summary.stages_reused
             << " reused from the cache";
   if (summary.stages_failed) std::cout << ", " << summary.stages_failed << " failed";
   std::cout << "\nresults: " << run.paths.folder.string() << " (summary.csv, sweep.json, trials/*.h5)\n";
@@ -217,41 +223,98 @@ int run_status(const Args& args) {
   return kOk;
 }
 
-int run_stage_worker(const Args& args) {
-  CommonOptions common;
-  std::string job_path, dir, final_dir;
-  po::options_description options("Options");
-  options.add_options()("dir", po::value(&dir), "work folder")("final", po::value(&final_dir),
-                                                               "finished folder");
-  add_common_options(options, common);
-  Positionals positional;
-  positional.add("job", po::value(&job_path));
-  po::variables_map vm;
-  if (!parse_command_line(
-          "stage-run", args, options, positional, "latentlab stage-run JOB.json --dir D --final F",
-          "Runs one stage of a sweep (what `latentlab run` starts in each worker process).", vm))
-    return kOk;
-  if (job_path.empty() || dir.empty() || final_dir.empty())
-    throw ConfigError("stage-run: give JOB.json, --dir and --final (workers are started by `latentlab run`)");
-  apply_logging(common);
+namespace {
+
+// Runs the stage of the job file `job_path` in `dir` and renames `dir` to `final_dir` when it is done.
+// Returns 0, or 3 when the stop flag interrupted it at a checkpoint; a failure throws.
+int run_one_stage(const std::string& job_path, const fs::path& dir, const fs::path& final_dir,
+                  const registry::Registry& registry, const std::atomic<bool>& stop) {
   std::ifstream in(job_path);
   if (!in) throw Error("stage-run: cannot read the job file " + job_path);
   const auto record = nlohmann::json::parse(in);
   const auto job = sweep::StageJob::from_json(record);
-  const auto registry = load_registry(common);
-  apply_threads(common);
   std::map<std::string, fs::path> input_dirs;
   const auto inputs = record.value("input_dirs", nlohmann::json::object());
   for (const auto& [role, path] : inputs.items()) input_dirs[role] = path.get<std::string>();
-  StopSignals signals;
-  const stages::StageContext context{*registry, resolve_device(record.value("device", std::string("auto"))),
-                                     &signals.stop()};
-  const bool resume = fs::exists(fs::path(dir) / "checkpoint.pt");
+  const stages::StageContext context{registry, resolve_device(record.value("device", std::string("auto"))),
+                                     &stop};
+  const bool resume = fs::exists(dir / "checkpoint.pt");
   const auto outcome = sweep::run_job(job, context, input_dirs, dir, resume);
   if (outcome.interrupted) return 3;  // the coordinator reads this as "stopped at a checkpoint"
   // The finished folder appears at once, by one rename.
   fs::rename(dir, final_dir);
   return kOk;
+}
+
+// `stage-run --serve`: the stages the coordinator sends over fd 3 (docs/architecture.md), one after
+// another in this process, each with its output in its own log and as a fresh process would run it.
+int serve_stages(const registry::Registry& registry) {
+  StopSignals signals;
+  std::FILE* channel = ::fdopen(3, "r");  // commands in; replies are written to fd 3 directly
+  if (!channel) throw Error("stage-run --serve: no channel on fd 3 (workers are started by `latentlab run`)");
+  char* line = nullptr;
+  std::size_t capacity = 0;
+  while (::getline(&line, &capacity, channel) > 0) {
+    const auto command = nlohmann::json::parse(line);
+    // This stage's output goes to its log.
+    std::cout.flush();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const auto log = command.at("log").get<std::string>();
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) throw Error("stage-run: cannot open the log " + log);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::close(fd);
+    set_compute_threads(command.at("threads").get<int>());
+    // The global generator as a new process has it: a stage's results do not depend on the stages
+    // this worker ran before.
+    torch::manual_seed(c10::default_rng_seed_val);
+    const auto started = std::chrono::steady_clock::now();
+    const int status =
+        run_one_stage(command.at("job").get<std::string>(), command.at("dir").get<std::string>(),
+                      command.at("final").get<std::string>(), registry, signals.stop());
+    if (status != kOk) return status;  // interrupted: this worker ends, as a one-stage worker does
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto reply = "0 " + std::to_string(seconds) + "\n";
+    if (::write(3, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
+      break;  // the coordinator is gone
+  }
+  std::free(line);
+  return kOk;
+}
+
+}  // namespace
+
+int run_stage_worker(const Args& args) {
+  CommonOptions common;
+  std::string job_path, dir, final_dir;
+  bool serve = false;
+  po::options_description options("Options");
+  // clang-format off
+  options.add_options()
+      ("dir", po::value(&dir), "work folder")
+      ("final", po::value(&final_dir), "finished folder")
+      ("serve", po::bool_switch(&serve), "run the stages sent on fd 3, one line of JSON each (what `latentlab run` starts)");
+  // clang-format on
+  add_common_options(options, common);
+  Positionals positional;
+  positional.add("job", po::value(&job_path));
+  po::variables_map vm;
+  if (!parse_command_line(
+          "stage-run", args, options, positional,
+          "latentlab stage-run JOB.json --dir D --final F | latentlab stage-run --serve",
+          "Runs one stage of a sweep, or serves the stages `latentlab run` sends its workers.", vm))
+    return kOk;
+  if (!serve && (job_path.empty() || dir.empty() || final_dir.empty()))
+    throw ConfigError(
+        "stage-run: give JOB.json, --dir and --final, or --serve (workers are started by `latentlab run`)");
+  apply_logging(common);
+  const auto registry = load_registry(common);
+  apply_threads(common);
+  if (serve) return serve_stages(*registry);
+  StopSignals signals;
+  return run_one_stage(job_path, dir, final_dir, *registry, signals.stop());
 }
 
 }  // namespace latentlab::host

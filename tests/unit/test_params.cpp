@@ -75,6 +75,30 @@ TEST(Params, UnknownKeySuggestsTheClosestAndListsValidOnes) {
   expect_contains(message, "schedule 'example'");
 }
 
+// Every problem of one object is reported at once, one per line, so a user fixes them in one go.
+TEST(Params, EveryProblemOfAnObjectIsReportedAtOnce) {
+  try {
+    example_schema().validate(json{{"beta_ends", 0.1}, {"T", 0}, {"clip", 1}}, "schedule.params",
+                              "schedule 'e'");
+    FAIL() << "no error";
+  } catch (const latentlab::ConfigErrors& e) {
+    ASSERT_EQ(e.problems().size(), 3u) << e.what();
+    expect_contains(e.problems()[0], "schedule.params.beta_ends: unknown parameter");
+    expect_contains(e.problems()[1], "schedule.params.T: ");
+    expect_contains(e.problems()[2], "schedule.params.clip: expected true or false");
+    EXPECT_EQ(std::string(e.what()), e.problems()[0] + "\n" + e.problems()[1] + "\n" + e.problems()[2]);
+    EXPECT_EQ(latentlab::problems_of(e), e.problems());
+  }
+  // One problem stays a plain ConfigError with that one message.
+  try {
+    example_schema().validate(json{{"T", 0}}, "p", "x");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(dynamic_cast<const latentlab::ConfigErrors*>(&e), nullptr);
+    EXPECT_EQ(latentlab::problems_of(e), std::vector<std::string>{e.what()});
+  }
+}
+
 TEST(Params, UnknownKeyFarFromAnyNameHasNoSuggestion) {
   const auto message = error_of(json{{"completely_unrelated", 1}});
   EXPECT_EQ(message.find("did you mean"), std::string::npos) << message;

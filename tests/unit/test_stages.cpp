@@ -1,5 +1,6 @@
 // The stage layer: configs from JSON (errors name the JSON path), content keys, and the denoiser,
-// sample, latent-statistics and eval stages run end to end on a tiny model and a Fashion-MNIST subset.
+// sample, latent-statistics, eval and reconstruction stages run end to end on tiny models and a
+// Fashion-MNIST subset.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -7,13 +8,18 @@
 #include <filesystem>
 #include <fstream>
 
+#include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/io/images.hpp"
+#include "latentlab/latent/autoencoder_file.hpp"
+#include "latentlab/nn/lpips.hpp"
 #include "latentlab/stages/denoiser_stage.hpp"
 #include "latentlab/stages/eval_stage.hpp"
 #include "latentlab/stages/latent_stats_stage.hpp"
+#include "latentlab/stages/reconstruction_stage.hpp"
 #include "latentlab/stages/sample_stage.hpp"
 #include "support/builtin_plugins.hpp"
+#include "support/lpips_weights.hpp"
 
 namespace latentlab::stages {
 namespace {
@@ -294,6 +300,98 @@ TEST_F(TinyPipeline, EvalStageMeasuresSamplesAgainstAReference) {
               too_many.run(context, (folder_ / "eval_samples").string(), {});
             }).find("eval.is_splits"),
             std::string::npos);
+}
+
+// An untrained f = 2 KL autoencoder for 16x16 grey images, written to DIR/autoencoder.pt with `rescaling`.
+registry::Instance<Autoencoder> write_untrained_autoencoder(const std::filesystem::path& dir,
+                                                            const LatentRescaling& rescaling) {
+  const json params = {{"f", 2},          {"ch", 8},        {"num_res_blocks", 1}, {"norm_groups", 4},
+                       {"z_channels", 2}, {"embed_dim", 2}, {"in_channels", 1},    {"resolution", 16}};
+  auto ae = builtin_plugins().create<Autoencoder>("kl", params, "params");
+  AutoencoderFileInfo info;
+  info.name = "kl";
+  info.params = ae.params;
+  info.source = "test";
+  info.rescaling = rescaling;
+  write_autoencoder_file(dir / "autoencoder.pt", info, *ae.object);
+  return ae;
+}
+
+// `rescale: keep` keeps the file's own rescaling (an imported checkpoint's scale_factor); `std`
+// replaces it with the measured one.
+TEST_F(TinyPipeline, LatentStatsStageKeepsTheFilesRescalingWhenAsked) {
+  const auto& registry = builtin_plugins();
+  const StageContext context{registry, torch::kCPU};
+  write_untrained_autoencoder(folder_ / "imported", LatentRescaling::from_scale_factor(0.25, 2));
+  const auto run = [&](const std::string& rescale) {
+    auto config = LatentStatsConfig::from_json(json{{"rescale", rescale}, {"samples", 16}}, "latent");
+    config.data = {"fashion-mnist", json{{"resolution", 16}, {"fit", "resize"}, {"limit", 64}}};
+    const LatentStatsStage stage(config, registry);
+    const auto report = stage.run(context, folder_ / "imported", folder_ / ("latent_" + rescale));
+    return std::pair{report, read_autoencoder_info(folder_ / ("latent_" + rescale))};
+  };
+  const auto [kept, kept_info] = run("keep");
+  EXPECT_EQ(kept_info.rescaling.mode, "std");
+  EXPECT_EQ(kept_info.rescaling.scale, (std::vector<double>{4.0, 4.0}));  // 1 / scale_factor
+  EXPECT_TRUE(kept["statistics"].is_object());                            // measured all the same
+  const auto [measured, measured_info] = run("std");
+  EXPECT_NE(measured_info.rescaling.scale, kept_info.rescaling.scale);
+  EXPECT_NEAR(measured_info.rescaling.scale[0], measured["statistics"]["std"].get<double>(), 1e-12);
+  EXPECT_NE(config_error([&] {
+              LatentStatsConfig::from_json(json{{"rescale", "kep"}}, "latent");
+            }).find("latent.rescale"),
+            std::string::npos);
+}
+
+// PSIM (the paper's Tab. 8): the mean LPIPS distance between the held-out images and their
+// reconstructions, from the user's LPIPS weights, keyed by the weights' contents.
+TEST_F(TinyPipeline, ReconstructionStageMeasuresPsimWithTheUsersLpipsWeights) {
+  const auto& registry = builtin_plugins();
+  const StageContext context{registry, torch::kCPU};
+  const auto lpips_files = testing::write_lpips_weights(folder_ / "lpips", 5);
+  // An untrained f = 2 KL autoencoder: its reconstructions are far from the images.
+  const auto ae = write_untrained_autoencoder(folder_ / "ae", LatentRescaling{});
+
+  const json data = {{"resolution", 16}, {"fit", "resize"}};
+  const auto reconstruct = [&](const json& weights, const std::string& out) {
+    json spec = {
+        {"input", "fashion-mnist"}, {"data_params", data}, {"count", 10}, {"batch", 4}, {"images", 0}};
+    if (!weights.is_null()) spec["lpips_weights"] = weights;
+    const ReconstructionStage stage(ReconstructionConfig::from_json(spec, "reconstruction"), registry);
+    return std::pair{stage.run(context, folder_ / "ae", folder_ / out), stage.key()};
+  };
+  const auto [report, key] = reconstruct(lpips_files.checkpoint.string(), "rec");
+  ASSERT_TRUE(report["psim"].is_number()) << report.dump();
+
+  // The same mean, computed here from the torchvision + taming layout of the same weights.
+  nn::Lpips lpips;
+  lpips->load({lpips_files.vgg16, lpips_files.lin});
+  auto images = registry.create<Dataset>(
+      "fashion-mnist", json{{"resolution", 16}, {"fit", "resize"}, {"split", "test"}}, "data");
+  std::vector<std::int64_t> first(10);
+  for (std::int64_t i = 0; i < 10; ++i) first[static_cast<std::size_t>(i)] = i;
+  torch::NoGradGuard no_grad;
+  ae.object->module().eval();
+  const auto x = images->get_batch(first).images;
+  const auto expected = lpips->forward(x, ae.object->reconstruct(x).clamp(-1.0, 1.0)).mean().item<double>();
+  EXPECT_GT(expected, 0.0);
+  EXPECT_NEAR(report["psim"].get<double>(), expected, 1e-5 * expected);
+
+  // The key follows the weights' contents, not their names; without weights there is no PSIM.
+  const auto [same, same_key] = reconstruct(json::array({lpips_files.checkpoint.string()}), "rec_same");
+  EXPECT_EQ(same_key, key);
+  std::filesystem::copy_file(lpips_files.checkpoint, folder_ / "renamed.ckpt");
+  EXPECT_EQ(reconstruct((folder_ / "renamed.ckpt").string(), "rec_renamed").second, key);
+  const auto [none, none_key] = reconstruct(nullptr, "rec_none");
+  EXPECT_FALSE(none.contains("psim"));
+  EXPECT_NE(none_key, key);
+
+  // A missing file, or a file without the LPIPS weights, is refused when the stage is built.
+  const auto missing = config_error([&] { reconstruct((folder_ / "nope.pth").string(), "x"); });
+  EXPECT_NE(missing.find("reconstruction.lpips_weights: there is no file"), std::string::npos) << missing;
+  const auto wrong = config_error([&] { reconstruct(lpips_files.vgg16.string(), "x"); });
+  EXPECT_NE(wrong.find("reconstruction.lpips_weights"), std::string::npos) << wrong;
+  EXPECT_NE(wrong.find("lin0.model.1.weight"), std::string::npos) << wrong;
 }
 
 }  // namespace

@@ -181,6 +181,8 @@ TEST(Plan, AddingASamplerAddsOnlyItsStages) {
 TEST(Plan, ProblemsInEveryTrialAreCollected) {
   auto spec = tiny_spec();
   spec["denoiser"]["train"]["stepz"] = 3;                                           // every trial
+  spec["denoiser"]["train"]["batch_size"] = 0;                                      // the same object
+  spec["denoiser"]["unet"]["model_chanels"] = 32;                                   // another section
   spec["eval"][0]["sampler"] = SpecJson::parse(R"({"$grid": ["ddim", "dddim"]})");  // half the trials
   spec["metrics"]["metrics"] = SpecJson::parse(R"(["fid", "kd"])");
   try {
@@ -190,6 +192,8 @@ TEST(Plan, ProblemsInEveryTrialAreCollected) {
     const std::string message = e.what();
     EXPECT_NE(message.find("denoiser.train.stepz"), std::string::npos) << message;
     EXPECT_NE(message.find("problems in the spec"), std::string::npos) << message;
+    EXPECT_NE(message.find("\n  denoiser.train.batch_size: "), std::string::npos) << message;
+    EXPECT_NE(message.find("\n  denoiser.unet.model_chanels: "), std::string::npos) << message;
     // Each problem once, not once per trial; a problem of some trials names them.
     EXPECT_EQ(message.find("denoiser.train.stepz"), message.rfind("denoiser.train.stepz")) << message;
     EXPECT_NE(message.find("eval[0].sampler: no sampler plugin named 'dddim'"), std::string::npos) << message;

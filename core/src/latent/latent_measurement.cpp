@@ -33,7 +33,9 @@ nlohmann::json measure_latents(Autoencoder& autoencoder, AutoencoderFileInfo& in
   const auto stats =
       compute_latent_statistics(autoencoder, data, images, settings.batch_size, device, generator);
   if (training) autoencoder.module().train();
-  const auto rescaling = LatentRescaling::from_statistics(settings.rescale, stats);
+  // "keep": the file's own rescaling (an imported checkpoint's scale_factor), measured but not changed.
+  const auto rescaling =
+      settings.rescale == "keep" ? info.rescaling : LatentRescaling::from_statistics(settings.rescale, stats);
   const auto table = effective_snr_table(snr_schedule, stats, rescaling, snr_steps(snr_schedule.num_steps()));
   spdlog::info("latent statistics over {} images: mean {:.4f}, std {:.4f}; rescaling '{}' gives Var {:.4f}",
                stats.images, stats.mean, stats.std, rescaling.mode, rescaled_variance(stats, rescaling));

@@ -304,12 +304,14 @@ Params ParamSchema::validate(const nlohmann::json& given, const std::string& pat
   const json empty = json::object();
   const json& values = given.is_null() ? empty : given;
 
+  // Every problem of the object at once: unknown keys, missing required ones, bad values.
+  std::vector<std::string> problems;
   for (const auto& item : values.items()) {
     if (find(item.key())) continue;
     const auto valid = names();
-    throw ConfigError(path + "." + item.key() + ": unknown parameter \"" + item.key() + "\" for " + owner +
-                      did_you_mean(item.key(), valid) +
-                      "; valid parameters: " + (valid.empty() ? std::string("none") : join(valid)));
+    problems.push_back(path + "." + item.key() + ": unknown parameter \"" + item.key() + "\" for " + owner +
+                       did_you_mean(item.key(), valid) +
+                       "; valid parameters: " + (valid.empty() ? std::string("none") : join(valid)));
   }
 
   json resolved = json::object();
@@ -318,13 +320,19 @@ Params ParamSchema::validate(const nlohmann::json& given, const std::string& pat
     const std::string param_path = path + "." + spec.name;
     if (it == values.end()) {
       if (spec.required())
-        throw ConfigError(param_path + ": required parameter of " + owner + " is missing; expected " +
-                          spec.allowed() + (spec.doc.empty() ? "" : " (" + spec.doc + ")"));
+        problems.push_back(param_path + ": required parameter of " + owner + " is missing; expected " +
+                           spec.allowed() + (spec.doc.empty() ? "" : " (" + spec.doc + ")"));
       resolved[spec.name] = spec.default_value;
     } else {
-      resolved[spec.name] = validate_one(spec, *it, param_path);
+      try {
+        resolved[spec.name] = validate_one(spec, *it, param_path);
+      } catch (const ConfigError& e) {
+        problems.push_back(e.what());
+      }
     }
   }
+  if (problems.size() == 1) throw ConfigError(problems.front());
+  if (!problems.empty()) throw ConfigErrors(std::move(problems));
   return Params(std::move(resolved));
 }
 

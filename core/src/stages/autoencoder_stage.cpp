@@ -2,10 +2,9 @@
 
 #include "latentlab/autoencoder.hpp"
 #include "latentlab/dataset.hpp"
-#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/schedule.hpp"
 #include "latentlab/train/autoencoder_trainer.hpp"
-#include "latentlab/train/metric_sink.hpp"
+#include "run_trainer.hpp"
 
 namespace latentlab::stages {
 
@@ -56,10 +55,6 @@ nlohmann::json AutoencoderStage::plugins() const {
 StageOutcome AutoencoderStage::run(const StageContext& context, const std::filesystem::path& dir,
                                    bool resume) const {
   auto config = config_;
-  config.output = dir.string();
-  config.resolved["output"] = config.output;
-  config.device = context.device.str();
-  config.resolved["device"] = config.device;
   AutoencoderTrainerParts parts;
   parts.train_data = registry_.create<Dataset>(config.data.name, config.data.params, "data.params");
   parts.held_out = registry_.create<Dataset>(config.data.name, config.held_out_params(), "eval.data_params");
@@ -70,13 +65,7 @@ StageOutcome AutoencoderStage::run(const StageContext& context, const std::files
   };
   parts.snr_schedule = registry_.create<Schedule>(config.snr_schedule.name, config.snr_schedule.params,
                                                   "latents.snr_schedule.params");
-  CsvMetricSink sink(dir);
-  AutoencoderTrainer trainer(config, parts, sink);
-  if (resume) trainer.resume();
-  write_text_atomically(dir / "config.json", config.resolved.dump(2) + "\n");
-  static const std::atomic<bool> never{false};
-  const auto outcome = trainer.run(context.stop ? *context.stop : never);
-  return {outcome.interrupted, outcome.step};
+  return detail::run_trainer<AutoencoderTrainer>(config, parts, context, dir, resume);
 }
 
 }  // namespace latentlab::stages

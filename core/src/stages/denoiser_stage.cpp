@@ -1,11 +1,10 @@
 #include "latentlab/stages/denoiser_stage.hpp"
 
 #include "latentlab/dataset.hpp"
-#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
-#include "latentlab/train/metric_sink.hpp"
 #include "latentlab/weighting.hpp"
+#include "run_trainer.hpp"
 
 namespace latentlab::stages {
 
@@ -36,8 +35,6 @@ nlohmann::json DenoiserStage::plugins() const {
 StageOutcome DenoiserStage::run(const StageContext& context, const std::filesystem::path& dir,
                                 bool resume) const {
   auto config = config_;
-  config.output = dir.string();
-  config.resolved["output"] = config.output;
   DenoiserTrainerParts parts;
   parts.train_data = registry_.create<Dataset>(config.data.name, config.data.params, "data.params");
   parts.held_out = registry_.create<Dataset>(config.data.name, config.held_out_params(), "eval.data_params");
@@ -61,16 +58,7 @@ StageOutcome DenoiserStage::run(const StageContext& context, const std::filesyst
     config.unet.in_channels = config.unet.out_channels = channels;
     config.resolved["unet"]["in_channels"] = config.resolved["unet"]["out_channels"] = channels;
   }
-  config.device = context.device.str();
-  config.resolved["device"] = config.device;
-
-  CsvMetricSink sink(dir);
-  DenoiserTrainer trainer(config, parts, sink);
-  if (resume) trainer.resume();
-  write_text_atomically(dir / "config.json", config.resolved.dump(2) + "\n");
-  static const std::atomic<bool> never{false};
-  const auto outcome = trainer.run(context.stop ? *context.stop : never);
-  return {outcome.interrupted, outcome.step};
+  return detail::run_trainer<DenoiserTrainer>(config, parts, context, dir, resume);
 }
 
 }  // namespace latentlab::stages

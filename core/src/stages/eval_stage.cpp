@@ -119,10 +119,8 @@ EvalStage::EvalStage(EvalConfig config, const registry::Registry& registry, cons
   feature_params_ = resolve_feature_params(registry, config_.features, features_path());
 }
 
-std::string EvalStage::where(std::string key) const {
-  if (!path_.empty()) return path_ + "." + key;
-  std::replace(key.begin(), key.end(), '_', '-');
-  return "--" + key;
+std::string EvalStage::where(const std::string& key) const {
+  return config_where(path_, key);
 }
 
 std::string EvalStage::features_path() const {
@@ -139,7 +137,7 @@ json EvalStage::config() const {
   auto& params = out["features"]["params"];
   if (params.contains("weights") && params["weights"].is_string() &&
       !params["weights"].get<std::string>().empty())
-    params["weights"] = "sha256:" + io::sha256_file(params["weights"].get<std::string>());
+    params["weights"] = "sha256:" + io::sha256_file_cached(params["weights"].get<std::string>());
   return out;
 }
 

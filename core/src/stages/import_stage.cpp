@@ -85,7 +85,7 @@ ImportStage::ImportStage(ImportConfig config, const registry::Registry& registry
   if (!std::filesystem::is_regular_file(config_.checkpoint))
     throw ConfigError((path.empty() ? std::string("import-weights") : path + ".import") +
                       ": there is no file '" + config_.checkpoint + "'");
-  checkpoint_sha256_ = io::sha256_file(config_.checkpoint);
+  checkpoint_sha256_ = io::sha256_file_cached(config_.checkpoint);
 }
 
 json ImportStage::config() const {

@@ -9,14 +9,21 @@ namespace latentlab::stages {
 
 namespace {
 
+std::vector<std::string> modes() {
+  auto out = rescaling_modes();
+  out.push_back("keep");
+  return out;
+}
+
 const ParamSchema& latent_schema() {
   static const ParamSchema schema =
       ParamSchema()
           .integer("samples", 2048, "training images the statistics are measured on", Range::at_least(1))
           .integer("batch_size", 64, "images per encoder batch", Range::at_least(1))
           .choice(
-              "rescale", "std", rescaling_modes(),
-              "none, std (one factor, the paper's scale_factor) or channel (per-channel shift and scale)");
+              "rescale", "std", modes(),
+              "none, std (one factor, the paper's scale_factor), channel (per-channel shift and scale), or "
+              "keep (the autoencoder file's own: an imported checkpoint's scale_factor)");
   return schema;
 }
 
@@ -31,7 +38,7 @@ LatentStatsConfig LatentStatsConfig::from_json(const nlohmann::json& input, cons
       c.snr_schedule = detail::plugin_choice(nlohmann::json{{"snr_schedule", rest.at("snr_schedule")}},
                                              "snr_schedule", "name", "linear");
     } catch (const ConfigError& e) {
-      throw ConfigError(path + "." + e.what());
+      rethrow_prefixed(e, path + ".");
     }
     rest.erase("snr_schedule");
   }

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <mutex>
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/eval/generative_metrics.hpp"
 #include "latentlab/io/atomic_file.hpp"
 #include "latentlab/io/images.hpp"
+#include "latentlab/io/sha256.hpp"
 #include "latentlab/json_number.hpp"
 #include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/latent/latent_stats.hpp"
@@ -35,6 +38,36 @@ const ParamSchema& reconstruction_schema() {
   return schema;
 }
 
+// LPIPS loaded from `files`, once per process for the same files unchanged: a sweep builds a
+// reconstruction stage per autoencoder (to validate and key it), and the weights are large.
+nn::Lpips load_lpips(const std::vector<std::string>& files, const std::string& where) {
+  static std::mutex mutex;
+  static std::map<std::string, nn::Lpips> loaded;
+  std::string stamp;
+  std::vector<std::filesystem::path> paths;
+  for (const auto& file : files) {
+    std::error_code error;
+    const auto size = std::filesystem::file_size(file, error);
+    if (error || !std::filesystem::is_regular_file(file))
+      throw ConfigError(where + ": there is no file '" + file + "' (LPIPS weights, docs/autoencoders.md)");
+    const auto time = std::filesystem::last_write_time(file, error).time_since_epoch().count();
+    stamp += std::filesystem::absolute(file).lexically_normal().string() + "|" + std::to_string(size) + "|" +
+             std::to_string(time) + "\n";
+    paths.emplace_back(file);
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  if (const auto it = loaded.find(stamp); it != loaded.end()) return it->second;
+  nn::Lpips lpips;
+  try {
+    lpips->load(paths);
+  } catch (const Error& e) {
+    throw ConfigError(where + ": " + e.what());
+  }
+  lpips->eval();
+  loaded.emplace(stamp, lpips);
+  return lpips;
+}
+
 }  // namespace
 
 ReconstructionConfig ReconstructionConfig::from_json(const json& input, const std::string& path) {
@@ -47,6 +80,26 @@ ReconstructionConfig ReconstructionConfig::from_json(const json& input, const st
                         rest.at("data_params").dump());
     c.data_params = rest.at("data_params");
     rest.erase("data_params");
+  }
+  if (rest.contains("lpips_weights")) {
+    const auto& files = rest.at("lpips_weights");
+    const auto bad = [&] {
+      return ConfigError(path +
+                         ".lpips_weights: expected a file name or a list of file names (LPIPS "
+                         "weights, docs/autoencoders.md), got " +
+                         files.dump());
+    };
+    if (files.is_string()) {
+      c.lpips_weights.push_back(files.get<std::string>());
+    } else if (files.is_array()) {
+      for (const auto& file : files) {
+        if (!file.is_string()) throw bad();
+        c.lpips_weights.push_back(file.get<std::string>());
+      }
+    } else {
+      throw bad();
+    }
+    rest.erase("lpips_weights");
   }
   if (rest.contains("rfid")) {
     const auto& rfid = rest.at("rfid");
@@ -73,7 +126,8 @@ json ReconstructionConfig::to_json() const {
           {"images", images},
           {"batch", batch},
           {"seed", seed},
-          {"rfid", rfid ? rfid->to_json() : json(false)}};
+          {"rfid", rfid ? rfid->to_json() : json(false)},
+          {"lpips_weights", lpips_weights}};
 }
 
 ReconstructionStage::ReconstructionStage(ReconstructionConfig config, const registry::Registry& registry,
@@ -82,6 +136,8 @@ ReconstructionStage::ReconstructionStage(ReconstructionConfig config, const regi
   if (config_.rfid)
     feature_params_ = resolve_feature_params(registry, *config_.rfid,
                                              path.empty() ? "--feature-set" : path + ".rfid.params");
+  if (!config_.lpips_weights.empty())
+    lpips_ = load_lpips(config_.lpips_weights, config_where(path, "lpips_weights"));
 }
 
 json ReconstructionStage::config() const {
@@ -89,6 +145,9 @@ json ReconstructionStage::config() const {
   if (config_.rfid) {
     out["rfid"] = {{"name", config_.rfid->extractor_name()}, {"params", feature_params_}};
   }
+  // The weights' contents, not their file names, decide PSIM: the key sees their SHA-256.
+  auto& weights = out["lpips_weights"];
+  for (auto& file : weights) file = "sha256:" + io::sha256_file_cached(file.get<std::string>());
   return out;
 }
 
@@ -146,6 +205,11 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
   if (o.rfid)
     features = make_feature_extractor(registry_, *o.rfid, device,
                                       path_.empty() ? "--feature-set" : path_ + ".rfid.params");
+  if (lpips_ && data->channels() != 1 && data->channels() != 3)
+    throw ConfigError(config_where(path_, "lpips_weights") +
+                      ": LPIPS (PSIM) takes 1- or 3-channel images, these have " +
+                      std::to_string(data->channels()) + "; leave lpips_weights out");
+  if (lpips_) lpips_->to(device);
   std::filesystem::create_directories(out / "images");
 
   auto& ae = codec->autoencoder();
@@ -157,12 +221,17 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
   eval::FeatureStatistics original_stats, reconstruction_stats;
   std::vector<torch::Tensor> pairs;
   std::int64_t written = 0;
+  double lpips_sum = 0.0;
   const auto metrics = evaluate_reconstruction(
       ae, *data, count, o.batch, device, [&](const torch::Tensor& x, const torch::Tensor& x_hat) {
         if (features) {
           auto& extractor = *features->extractor;
           original_stats.add(extractor.extract(io::to_pixels(x)).features);
           reconstruction_stats.add(extractor.extract(io::to_pixels(x_hat)).features);
+        }
+        if (lpips_) {  // PSIM: LPIPS between the image and its reconstruction, both in [-1, 1]
+          torch::NoGradGuard no_grad;
+          lpips_sum += lpips_->forward(x, x_hat).sum().item<double>();
         }
         for (std::int64_t i = 0; i < x.size(0) && written < o.images; ++i, ++written) {
           char name[32];
@@ -198,6 +267,11 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
     report["rfid_features"] = {{"name", features->name},
                                {"params", features->params},
                                {"fingerprint", features->extractor->fingerprint()}};
+  }
+  if (lpips_) {
+    report["psim"] =
+        number_or_null(lpips_sum / static_cast<double>(std::max<std::int64_t>(metrics.images, 1)));
+    report["psim_weights"] = config_.lpips_weights;
   }
   if (metrics.codebook_usage >= 0) {
     report["codebook_usage"] = metrics.codebook_usage;

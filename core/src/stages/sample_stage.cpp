@@ -103,7 +103,7 @@ SampleConfig SampleConfig::from_json(const json& input, const std::string& path)
     c.sampler = choice("sampler", "ddim");
     c.guider = choice("guider", "none");
   } catch (const ConfigError& e) {
-    throw ConfigError(path + "." + e.what());
+    rethrow_prefixed(e, path + ".");
   }
   if (rest.contains("latent_size")) {
     std::tie(c.latent_height, c.latent_width) = parse_size(rest.at("latent_size"), path + ".latent_size");
@@ -164,12 +164,7 @@ SampleStage::SampleStage(SampleConfig config, const registry::Registry& registry
   } catch (const ConfigError& e) {
     throw named("guider", e);
   }
-  // Where a value came from: the spec's JSON path, or the command's flag.
-  const auto where = [&](std::string key) {
-    if (!path.empty()) return path + "." + key;
-    std::replace(key.begin(), key.end(), '_', '-');
-    return "--" + key;
-  };
+  const auto where = [&](const std::string& key) { return config_where(path, key); };
   if (!config_.mask.empty() && guider_.params.value("transform", std::string()) != "mask")
     throw ConfigError(where("mask") +
                       ": the mask is used only by a guider with transform 'mask' (guider posthoc with "
@@ -191,7 +186,7 @@ json SampleStage::config() const {
   // The files' contents, not their names, decide what is sampled: the key sees their SHA-256.
   for (const std::string key : {"target", "mask", "init_latents"})
     if (const auto file = out[key].get<std::string>(); !file.empty())
-      out[key] = "sha256:" + io::sha256_file(file);
+      out[key] = "sha256:" + io::sha256_file_cached(file);
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "latentlab/stages/stage.hpp"
 
+#include <algorithm>
+
 #include "latentlab/io/sha256.hpp"
 
 namespace latentlab::stages {
@@ -35,6 +37,12 @@ nlohmann::json plugin_record(const registry::Registry& registry, const std::stri
           {"library", entry.library.filename().string()},
           {"version", entry.library_version},
           {"sha256", registry.library_sha256(entry.library)}};
+}
+
+std::string config_where(const std::string& path, std::string key) {
+  if (!path.empty()) return path + "." + key;
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
 }
 
 }  // namespace latentlab::stages

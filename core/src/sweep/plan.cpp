@@ -37,12 +37,6 @@ void check_keys(const json& block, const std::string& path, const std::vector<st
                         "; allowed: " + join(allowed));
 }
 
-// A config error from a stage config parsed at the root, with its path put under `prefix`.
-ConfigError under(const std::string& prefix, const ConfigError& e) {
-  const std::string message = e.what();
-  return ConfigError(message.rfind(prefix, 0) == 0 ? message : prefix + "." + message);
-}
-
 // The dataset block: "fashion-mnist" or {"name", "params", "hflip"}, as the trainers' "data" section.
 json data_section(const json& config) {
   if (!config.contains("dataset"))
@@ -115,7 +109,7 @@ std::unique_ptr<stages::Stage> make_stage(const StageJob& job, const registry::R
     if (job.kind == "denoiser")
       return std::make_unique<stages::DenoiserStage>(DenoiserTrainConfig::from_json(c), registry);
   } catch (const ConfigError& e) {
-    throw under(job.path, e);
+    rethrow_prefixed(e, job.path + ".");  // the config was parsed at its root
   }
   if (job.kind == "latent_stats") {
     auto config = stages::LatentStatsConfig::from_json(c.at("block"), job.path);
@@ -196,9 +190,10 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         body();
         return true;
       } catch (const ConfigError& e) {
-        const std::string message = e.what();
-        if (problem_trials.find(message) == problem_trials.end()) problems.push_back(message);
-        problem_trials[message].push_back(trial.id);
+        for (const auto& message : problems_of(e)) {
+          if (problem_trials.find(message) == problem_trials.end()) problems.push_back(message);
+          problem_trials[message].push_back(trial.id);
+        }
         trial_ok = false;
         return false;
       }
@@ -357,6 +352,12 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         if (!block.is_object())
           throw ConfigError("reconstruction: expected an object (or true), got " + block.dump());
         if (!block.contains("input")) block["input"] = data.at("dataset");
+        // PSIM with the LPIPS weights the autoencoder trained with, unless the block names its own.
+        const auto& ae = config.at("autoencoder");
+        if (!block.contains("lpips_weights") && ae.is_object() && ae.contains("loss") &&
+            ae.at("loss").is_object() && ae.at("loss").contains("perceptual") &&
+            ae.at("loss").at("perceptual") == "lpips" && ae.at("loss").contains("perceptual_weights"))
+          block["lpips_weights"] = ae.at("loss").at("perceptual_weights");
         if (!block.contains("data_params")) {
           auto params = data.at("params");
           params.erase("split");

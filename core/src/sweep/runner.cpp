@@ -1,9 +1,11 @@
 #include "latentlab/sweep/runner.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +19,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "latentlab/error.hpp"
 #include "latentlab/io/atomic_file.hpp"
@@ -38,6 +39,21 @@ using namespace detail;
 
 namespace {
 
+// Whether process `pid` has ended. A zombie has ended too: a worker whose coordinator was killed is
+// re-parented, and where the new parent never reaps (a container whose first process is not an init),
+// it stays a zombie for good, while kill(pid, 0) still succeeds on it.
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return false;
+  const auto close = text.rfind(')');  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses
+  return close != std::string::npos && close + 2 < text.size() &&
+         (text[close + 2] == 'Z' || text[close + 2] == 'X');
+}
+
+// Removes the temporaries of atomic writes (".NAME.tmp-PID", docs/architecture.md) whose process has
+// ended: what a killed run left. A living process's temporary (a concurrent run's) stays.
 void remove_stale_temporaries(const fs::path& folder) {
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(folder, error)) {
@@ -45,18 +61,26 @@ void remove_stale_temporaries(const fs::path& folder) {
     const auto at = name.rfind(".tmp-");
     if (name.size() < 2 || name[0] != '.' || at == std::string::npos) continue;
     const auto pid = std::atol(name.c_str() + at + 5);
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove(entry.path(), error);
+    if (pid > 0 && process_gone(static_cast<pid_t>(pid))) fs::remove(entry.path(), error);
   }
 }
 
-// A worker process: `latentlab stage-run JOB --dir WORK --final DIR ...`, its output in the stage's
-// log. It dies with this process (PR_SET_PDEATHSIG): no orphan keeps computing.
-pid_t spawn_worker(const RunOptions& options, const StageJob& job, int threads) {
-  const auto& paths = options.paths;
-  std::vector<std::string> args = {
-      options.host.string(),        "stage-run", paths.job_file(job).string(),  "--dir",
-      paths.work_dir(job).string(), "--final",   paths.stage_dir(job).string(), "--threads",
-      std::to_string(threads)};
+// A worker process: `latentlab stage-run --serve ...`, which loads LibTorch and the plugins once and
+// then runs the stages it is sent, one at a time (docs/architecture.md). The coordinator and the
+// worker talk over a socket pair (the worker's fd 3): one JSON line per stage one way, one line per
+// finished stage ("0 SECONDS") the other. A stage that fails or is interrupted ends the worker with
+// the exit status a one-stage worker has (1/2 failed, 3 interrupted), so its next stage starts in a
+// fresh process; a crash (a plugin's segfault) ends it with its signal. Its output goes to the log of
+// the stage it runs. It dies with this process (PR_SET_PDEATHSIG): no orphan keeps computing.
+struct WorkerChannel {
+  int fd = -1;          // the coordinator's end of the socket pair
+  std::string pending;  // bytes of a result line not yet ended
+};
+
+pid_t spawn_worker(const RunOptions& options, const fs::path& first_log, int threads,
+                   WorkerChannel& channel) {
+  std::vector<std::string> args = {options.host.string(), "stage-run", "--serve", "--threads",
+                                   std::to_string(threads)};
   args.insert(args.end(), options.worker_args.begin(), options.worker_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -71,10 +95,17 @@ pid_t spawn_worker(const RunOptions& options, const StageJob& job, int threads) 
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
-  const auto log = paths.log_file(job).string();
+  const auto log = first_log.string();
+  int ends[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0)
+    throw Error(std::string("cannot start a worker process (socketpair): ") + std::strerror(errno));
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid < 0) throw Error(std::string("cannot start a worker process: ") + std::strerror(errno));
+  if (pid < 0) {
+    ::close(ends[0]);
+    ::close(ends[1]);
+    throw Error(std::string("cannot start a worker process: ") + std::strerror(errno));
+  }
   if (pid == 0) {  // only async-signal-safe calls until exec
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
@@ -83,10 +114,51 @@ pid_t spawn_worker(const RunOptions& options, const StageJob& job, int threads) 
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
+    if (ends[1] == 3)
+      ::fcntl(3, F_SETFD, 0);  // keep it open across exec
+    else
+      ::dup2(ends[1], 3);  // dup2 clears close-on-exec on the copy
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
+  ::close(ends[1]);
+  channel.fd = ends[0];
   return pid;
+}
+
+// Sends a worker its next stage; false when the worker is gone.
+bool send_stage(const WorkerChannel& channel, const RunOptions& options, const StageJob& job, int threads) {
+  const auto& paths = options.paths;
+  const json command = {{"job", paths.job_file(job).string()},
+                        {"dir", paths.work_dir(job).string()},
+                        {"final", paths.stage_dir(job).string()},
+                        {"log", paths.log_file(job).string()},
+                        {"threads", threads}};
+  const auto line = command.dump() + "\n";
+  std::size_t sent = 0;
+  while (sent < line.size()) {
+    const auto n = ::send(channel.fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Reads what a worker wrote; returns the finished stages' seconds (one per complete "0 SECONDS" line).
+std::vector<double> read_results(WorkerChannel& channel) {
+  std::vector<double> finished;
+  char buffer[256];
+  const auto n = ::recv(channel.fd, buffer, sizeof buffer, MSG_DONTWAIT);
+  if (n <= 0) return finished;  // nothing yet, or the worker ended (reaped by waitpid)
+  channel.pending.append(buffer, static_cast<std::size_t>(n));
+  std::size_t end;
+  while ((end = channel.pending.find('\n')) != std::string::npos) {
+    const auto line = channel.pending.substr(0, end);
+    channel.pending.erase(0, end + 1);
+    if (line.rfind("0 ", 0) == 0) finished.push_back(std::atof(line.c_str() + 2));
+  }
+  return finished;
 }
 
 // What the finished stages of a trial say, for its trial file.
@@ -166,6 +238,9 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
   }
   remove_stale_temporaries(paths.folder);
   remove_stale_temporaries(paths.folder / "trials");
+  std::set<std::string> kinds;  // the job files, .failed files and logs of the stages live here
+  for (const auto index : needed) kinds.insert(plan.stages[index].kind);
+  for (const auto& kind : kinds) remove_stale_temporaries(paths.cache / kind);
   for (const auto& trial : plan.trials) remove_stale_temporaries(paths.folder / "samples" / trial.trial.id);
   std::vector<std::string> trial_errors(plan.trials.size());
   std::vector<bool> trial_ended(plan.trials.size(), false);
@@ -176,8 +251,10 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     std::unique_ptr<FileLock> lock;
     Clock::time_point started;
     int threads;
+    WorkerChannel channel;
   };
   std::map<pid_t, Running> running;
+  std::map<pid_t, WorkerChannel> idle;                      // workers waiting for their next stage
   std::set<std::size_t> elsewhere;                          // locked by another process
   std::map<std::string, std::pair<double, int>> durations;  // kind -> (seconds, count) this run
   const auto started = Clock::now();
@@ -201,6 +278,21 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     } catch (const std::exception&) {
     }
     spdlog::error("{} failed: {}", describe(plan.stages[index]), reason);
+  };
+  // A stage its worker reported done (after `inside` seconds of its own) in the folder it should be.
+  const auto stage_finished = [&](std::size_t index, Clock::time_point since, double inside) {
+    const auto& job = plan.stages[index];
+    if (!fs::is_directory(paths.stage_dir(job))) {
+      fail(index, "its worker reported it done, but " + paths.stage_dir(job).string() + " is missing");
+      return;
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - since).count();
+    states[index] = StageState::Done;
+    ++summary.stages_run;
+    summary.stage_seconds += inside;
+    durations[job.kind].first += seconds;
+    durations[job.kind].second += 1;
+    spdlog::info("finished {} in {}", describe(job), duration_text(seconds));
   };
   const auto end_trials = [&] {
     bool changed = false;
@@ -384,11 +476,30 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
         const auto slots = std::max<std::size_t>(
             1, std::min<std::size_t>(static_cast<std::size_t>(workers) - running.size(), startable));
         const int threads = std::max(1, (total_threads - used) / static_cast<int>(slots));
-        const auto pid = spawn_worker(options, job, threads);
-        spdlog::info("started {} (worker {}, {} thread{}, log {})", describe(job), pid, threads,
-                     threads == 1 ? "" : "s", paths.log_file(job).string());
+        // A waiting worker takes it (one that ended meanwhile is reaped below); else a new one starts.
+        pid_t pid = -1;
+        WorkerChannel channel;
+        while (pid < 0 && !idle.empty()) {
+          auto waiting = idle.begin();
+          pid = waiting->first;
+          channel = std::move(waiting->second);
+          idle.erase(waiting);
+          if (!send_stage(channel, options, job, threads)) {
+            ::close(channel.fd);
+            pid = -1;
+          }
+        }
+        const bool fresh = pid < 0;
+        if (fresh) {
+          pid = spawn_worker(options, paths.log_file(job), threads, channel);
+          ++summary.workers_started;
+          send_stage(channel, options, job, threads);  // if it died already, waitpid says how
+        }
+        spdlog::info("started {} ({} worker {}, {} thread{}, log {})", describe(job),
+                     fresh ? "new" : "waiting", pid, threads, threads == 1 ? "" : "s",
+                     paths.log_file(job).string());
         states[index] = StageState::Running;
-        running[pid] = {index, std::move(lock), Clock::now(), threads};
+        running[pid] = {index, std::move(lock), Clock::now(), threads, std::move(channel)};
       }
     // Stages locked by another process: done when their folder appears, ours to run if the lock frees.
     for (auto it = elsewhere.begin(); it != elsewhere.end();) {
@@ -403,21 +514,47 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
         ++it;
       }
     }
+    // Wait for a worker to say a stage is done, or to end (its socket closes), or for the next look
+    // at the stages locked elsewhere.
+    {
+      std::vector<pollfd> fds;
+      for (const auto& [worker, r] : running) fds.push_back({r.channel.fd, POLLIN, 0});
+      ::poll(fds.data(), fds.size(), running.empty() && !elsewhere.empty() ? 500 : 50);
+    }
+    for (auto it = running.begin(); it != running.end();) {
+      const auto results = read_results(it->second.channel);
+      if (results.empty()) {
+        ++it;
+        continue;
+      }
+      stage_finished(it->second.stage, it->second.started, results.front());
+      // The worker waits for its next stage, unless the run is stopping.
+      if (stopping || options.fresh_workers)
+        ::close(it->second.channel.fd);
+      else
+        idle[it->first] = std::move(it->second.channel);
+      it = running.erase(it);  // releases the lock
+    }
     // Reap workers.
     int status = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (const auto waiting = idle.find(pid); waiting != idle.end()) {
+        ::close(waiting->second.fd);
+        idle.erase(waiting);
+        continue;
+      }
       const auto it = running.find(pid);
       if (it == running.end()) continue;
       const auto index = it->second.stage;
       const auto& job = plan.stages[index];
-      const double seconds = std::chrono::duration<double>(Clock::now() - it->second.started).count();
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::is_directory(paths.stage_dir(job))) {
-        states[index] = StageState::Done;
-        ++summary.stages_run;
-        durations[job.kind].first += seconds;
-        durations[job.kind].second += 1;
-        spdlog::info("finished {} in {}", describe(job), duration_text(seconds));
+      // A line it wrote just before it ended still counts.
+      const auto results = read_results(it->second.channel);
+      ::close(it->second.channel.fd);
+      if (!results.empty()) {
+        stage_finished(index, it->second.started, results.front());
+      } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        fail(index, "its worker ended without finishing it; log: " + paths.log_file(job).string());
       } else if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
         states[index] = StageState::Waiting;  // interrupted: its checkpoint is in the work folder
         spdlog::warn("{} stopped at its checkpoint; run again to continue", describe(job));
@@ -451,8 +588,10 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
       more = more || !blocked;
     }
     if (running.empty() && (stopping || (!more && elsewhere.empty()))) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(running.empty() && !elsewhere.empty() ? 500 : 50));
   }
+  // The waiting workers end when their socket closes.
+  for (const auto& [worker, channel] : idle) ::close(channel.fd);
+  for (const auto& [worker, channel] : idle) ::waitpid(worker, nullptr, 0);
   report(true);
   write_sweep_index(plan, options, trial_errors);
   return summary;

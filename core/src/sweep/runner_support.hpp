@@ -124,7 +124,4 @@ inline std::string duration_text(double seconds) {
   return std::to_string(s) + "s";
 }
 
-// Removes the temporary files of atomic writes (".NAME.tmp-PID") whose process is gone: what a killed
-// run left. A living process's temporary (a concurrent run's) stays.
-
 }  // namespace latentlab::sweep::detail

@@ -137,7 +137,7 @@ void write_sweep_index(const Plan& plan, const RunOptions& options, const std::v
       return json::parse(read_text(paths.stage_dir(job) / file), nullptr, false);
     };
     if (const auto rec = metrics_of(trial.reconstruction, "metrics.json"); rec.is_object())
-      for (const char* key : {"psnr", "ssim", "rfid"})
+      for (const char* key : {"psnr", "ssim", "psim", "rfid"})
         if (rec.contains(key)) add("reconstruction/" + std::string(key), rec.at(key));
     for (const auto& eval : trial.evals) {
       if (const auto m = metrics_of(eval.metrics, "metrics.json"); m.is_object())

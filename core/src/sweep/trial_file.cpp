@@ -215,8 +215,8 @@ void write_file(const fs::path& path, const TrialFileInput& in) {
       // The paper's Tab. 8 columns: PSNR, SSIM, (PSIM = LPIPS, with the user's weights), rFID; VQ usage.
       const auto metrics = read_json(*in.reconstruction / "metrics.json");
       auto reconstruction = group.createGroup("reconstruction");
-      for (const char* key :
-           {"psnr", "ssim", "l1", "rfid", "codebook_usage", "perplexity", "codebook_size", "images", "f"})
+      for (const char* key : {"psnr", "ssim", "psim", "l1", "rfid", "codebook_usage", "perplexity",
+                              "codebook_size", "images", "f"})
         if (metrics.contains(key)) set_json(reconstruction, key, metrics.at(key));
     }
   }

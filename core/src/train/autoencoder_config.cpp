@@ -5,6 +5,7 @@
 #include "config_json.hpp"
 #include "latentlab/latent/latent_stats.hpp"
 #include "latentlab/params.hpp"
+#include "latentlab/problem_list.hpp"
 
 namespace latentlab {
 
@@ -52,40 +53,54 @@ const ParamSchema& latents_schema() {
 }  // namespace
 
 AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
-  detail::check_object(
-      input, "", {"output", "seed", "device", "data", "autoencoder", "loss", "train", "eval", "latents"},
-      {"output", "data", "autoencoder"});
+  if (!input.is_object())
+    throw ConfigError("expected a JSON object (the training config), got " + input.dump());
+  // The sections are checked independently: every problem of every section is reported at once.
+  ProblemList problems;
+  problems.check([&] {
+    detail::check_object(
+        input, "", {"output", "seed", "device", "data", "autoencoder", "loss", "train", "eval", "latents"},
+        {"output", "data", "autoencoder"});
+  });
   AutoencoderTrainConfig c;
-  detail::parse_run_keys(input, c.output, c.seed, c.device);
-  detail::parse_data_section(input, c.data, c.hflip);
-  c.autoencoder = detail::plugin_choice(input, "autoencoder", "name", "");
-  c.loss = Stage1LossConfig::from_json(input.value("loss", json::object()));
-
-  const auto train = train_schema().validate(input.value("train", json::object()), "train", "train");
-  c.steps = train.get_int("steps");
-  c.batch_size = train.get_int("batch_size");
-  c.lr = train.get_float("lr");
-  c.disc_lr = train.get_float("disc_lr");
-  std::tie(c.beta1, c.beta2) = detail::betas(train);
-  c.grad_clip = train.get_float("grad_clip");
-  c.log_every = train.get_int("log_every");
-  c.checkpoint_every = train.get_int("checkpoint_every");
-
-  const auto eval_input = detail::eval_section(input, c.eval_data_params);
-  const auto eval = eval_schema().validate(eval_input, "eval", "eval");
-  c.eval_every = eval.get_int("every");
-  c.eval_samples = eval.get_int("samples");
-  c.eval_batch_size = eval.get_int("batch_size");
-
-  json latents_input = input.value("latents", json::object());
-  if (!latents_input.is_object())
-    throw ConfigError("latents: expected a JSON object, got " + latents_input.dump());
-  // The SNR_eff table's schedule: a name, or {"name", "params"} (the stage-2 schedule it should match).
-  c.snr_schedule = detail::plugin_choice(latents_input, "snr_schedule", "name", "linear");
-  latents_input.erase("snr_schedule");
-  const auto latents = latents_schema().validate(latents_input, "latents", "latents");
-  c.latent_samples = latents.get_int("samples");
-  c.rescale = latents.get_string("rescale");
+  problems.check([&] { detail::parse_run_keys(input, c.output, c.seed, c.device); });
+  problems.check([&] { detail::parse_data_section(input, c.data, c.hflip); });
+  problems.check([&] { c.autoencoder = detail::plugin_choice(input, "autoencoder", "name", ""); });
+  problems.check([&] { c.loss = Stage1LossConfig::from_json(input.value("loss", json::object())); });
+  json train_json, eval_json, latents_json;
+  problems.check([&] {
+    const auto train = train_schema().validate(input.value("train", json::object()), "train", "train");
+    c.steps = train.get_int("steps");
+    c.batch_size = train.get_int("batch_size");
+    c.lr = train.get_float("lr");
+    c.disc_lr = train.get_float("disc_lr");
+    std::tie(c.beta1, c.beta2) = detail::betas(train);
+    c.grad_clip = train.get_float("grad_clip");
+    c.log_every = train.get_int("log_every");
+    c.checkpoint_every = train.get_int("checkpoint_every");
+    train_json = train.json();
+  });
+  problems.check([&] {
+    const auto eval_input = detail::eval_section(input, c.eval_data_params);
+    const auto eval = eval_schema().validate(eval_input, "eval", "eval");
+    c.eval_every = eval.get_int("every");
+    c.eval_samples = eval.get_int("samples");
+    c.eval_batch_size = eval.get_int("batch_size");
+    eval_json = eval.json();
+  });
+  problems.check([&] {
+    json latents_input = input.value("latents", json::object());
+    if (!latents_input.is_object())
+      throw ConfigError("latents: expected a JSON object, got " + latents_input.dump());
+    // The SNR_eff table's schedule: a name, or {"name", "params"} (the stage-2 schedule it should match).
+    c.snr_schedule = detail::plugin_choice(latents_input, "snr_schedule", "name", "linear");
+    latents_input.erase("snr_schedule");
+    const auto latents = latents_schema().validate(latents_input, "latents", "latents");
+    c.latent_samples = latents.get_int("samples");
+    c.rescale = latents.get_string("rescale");
+    latents_json = latents.json();
+  });
+  problems.throw_if_any();
 
   c.resolved = {{"output", c.output},
                 {"seed", c.seed},
@@ -93,9 +108,9 @@ AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
                 {"data", {{"dataset", c.data.name}, {"params", c.data.params}, {"hflip", c.hflip}}},
                 {"autoencoder", {{"name", c.autoencoder.name}, {"params", c.autoencoder.params}}},
                 {"loss", c.loss.to_json()},
-                {"train", train.json()},
-                {"eval", eval.json()},
-                {"latents", latents.json()}};
+                {"train", train_json},
+                {"eval", eval_json},
+                {"latents", latents_json}};
   c.resolved["latents"]["snr_schedule"] = {{"name", c.snr_schedule.name}, {"params", c.snr_schedule.params}};
   c.resolved["eval"]["data_params"] = c.eval_data_params;
   return c;

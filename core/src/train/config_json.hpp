@@ -8,6 +8,7 @@
 
 #include "latentlab/error.hpp"
 #include "latentlab/params.hpp"
+#include "latentlab/problem_list.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/train/denoiser_config.hpp"
 
@@ -15,17 +16,27 @@ namespace latentlab::detail {
 
 using nlohmann::json;
 
+// The error for a required key `key` missing from the object at `path` ("" for the config's root).
+inline ConfigError missing_key(const std::string& path, const std::string& key) {
+  return ConfigError((path.empty() ? std::string("the config") : path) + ": missing required key '" + key +
+                     "'");
+}
+
 // Checks that `object` at `path` is an object with only `allowed` keys (and the `required` ones).
 inline void check_object(const json& object, const std::string& path, const std::vector<std::string>& allowed,
                          const std::vector<std::string>& required = {}) {
   const std::string where = path.empty() ? "the config" : path;
   if (!object.is_object()) throw ConfigError(where + ": expected a JSON object, got " + object.dump());
+  ProblemList problems;  // every unknown and missing key at once
   for (const auto& item : object.items())
     if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end())
-      throw ConfigError((path.empty() ? "" : path + ".") + item.key() + ": unknown key" +
-                        did_you_mean(item.key(), allowed) + "; allowed: " + join(allowed));
+      problems.check([&] {
+        throw ConfigError((path.empty() ? "" : path + ".") + item.key() + ": unknown key" +
+                          did_you_mean(item.key(), allowed) + "; allowed: " + join(allowed));
+      });
   for (const auto& key : required)
-    if (!object.contains(key)) throw ConfigError(where + ": missing required key '" + key + "'");
+    if (!object.contains(key)) problems.check([&] { throw missing_key(path, key); });
+  problems.throw_if_any();
 }
 
 inline PluginChoice plugin_choice(const json& config, const std::string& key, const std::string& name_key,
@@ -55,6 +66,7 @@ inline PluginChoice plugin_choice(const json& config, const std::string& key, co
 
 // The "data" section: {"dataset": NAME, "params": {...}, "hflip": bool}.
 inline void parse_data_section(const json& input, PluginChoice& data, bool& hflip) {
+  if (!input.contains("data")) throw missing_key("", "data");
   const auto& section = input.at("data");
   check_object(section, "data", {"dataset", "params", "hflip"}, {"dataset"});
   if (!section.at("dataset").is_string())
@@ -73,6 +85,7 @@ inline void parse_data_section(const json& input, PluginChoice& data, bool& hfli
 
 // "output" (required, a non-empty string), "seed" (non-negative integer), "device" (string).
 inline void parse_run_keys(const json& input, std::string& output, std::uint64_t& seed, std::string& device) {
+  if (!input.contains("output")) throw missing_key("", "output");
   if (!input.at("output").is_string() || input.at("output").get<std::string>().empty())
     throw ConfigError("output: expected a folder name (string), got " + input.at("output").dump());
   output = input.at("output").get<std::string>();

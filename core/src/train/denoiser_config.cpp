@@ -4,6 +4,7 @@
 
 #include "latentlab/error.hpp"
 #include "latentlab/params.hpp"
+#include "latentlab/problem_list.hpp"
 #include "latentlab/strings.hpp"
 
 #include "config_json.hpp"
@@ -52,50 +53,66 @@ const ParamSchema& eval_schema() {
 }  // namespace
 
 DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
-  check_object(input, "",
-               {"output", "seed", "device", "data", "autoencoder", "schedule", "weighting", "prediction",
-                "unet", "train", "eval"},
-               {"output", "data"});
+  if (!input.is_object())
+    throw ConfigError("expected a JSON object (the training config), got " + input.dump());
+  // The sections are checked independently: every problem of every section is reported at once.
+  ProblemList problems;
+  problems.check([&] {
+    check_object(input, "",
+                 {"output", "seed", "device", "data", "autoencoder", "schedule", "weighting", "prediction",
+                  "unet", "train", "eval"},
+                 {"output", "data"});
+  });
   DenoiserTrainConfig c;
-  detail::parse_run_keys(input, c.output, c.seed, c.device);
-  detail::parse_data_section(input, c.data, c.hflip);
-  if (input.contains("autoencoder")) {
+  problems.check([&] { detail::parse_run_keys(input, c.output, c.seed, c.device); });
+  problems.check([&] { detail::parse_data_section(input, c.data, c.hflip); });
+  problems.check([&] {
+    if (!input.contains("autoencoder")) return;
     const auto& ae = input.at("autoencoder");
     if (!ae.is_null() && (!ae.is_string() || ae.get<std::string>().empty()))
       throw ConfigError("autoencoder: expected the path of an autoencoder.pt (or its run folder), got " +
                         ae.dump() + "; leave it out to train in pixel space");
     if (ae.is_string()) c.autoencoder = ae.get<std::string>();
-  }
-  c.schedule = plugin_choice(input, "schedule", "name", "linear");
-  c.weighting = plugin_choice(input, "weighting", "name", "unweighted");
-  if (input.contains("prediction")) {
+  });
+  problems.check([&] { c.schedule = plugin_choice(input, "schedule", "name", "linear"); });
+  problems.check([&] { c.weighting = plugin_choice(input, "weighting", "name", "unweighted"); });
+  problems.check([&] {
+    if (!input.contains("prediction")) return;
     if (!input.at("prediction").is_string())
       throw ConfigError("prediction: expected \"eps\", \"x0\" or \"v\"");
     c.prediction = prediction_from_string(input.at("prediction").get<std::string>());
-  }
-  c.unet = nn::UNetConfig::from_json(input.value("unet", json::object()), "unet");
-  const auto unet_input = input.value("unet", json::object());
-  c.derive_unet_channels = !unet_input.contains("in_channels") && !unet_input.contains("out_channels");
-
-  const auto train = train_schema().validate(input.value("train", json::object()), "train", "train");
-  c.steps = train.get_int("steps");
-  c.batch_size = train.get_int("batch_size");
-  c.accumulate = train.get_int("accumulate");
-  c.lr = train.get_float("lr");
-  std::tie(c.beta1, c.beta2) = detail::betas(train);
-  c.weight_decay = train.get_float("weight_decay");
-  c.warmup_steps = train.get_int("warmup_steps");
-  c.grad_clip = train.get_float("grad_clip");
-  c.ema_decay = train.get_float("ema_decay");
-  c.log_every = train.get_int("log_every");
-  c.checkpoint_every = train.get_int("checkpoint_every");
-
-  const auto eval_input = detail::eval_section(input, c.eval_data_params);
-  const auto eval = eval_schema().validate(eval_input, "eval", "eval");
-  c.eval_every = eval.get_int("every");
-  c.eval_samples = eval.get_int("samples");
-  c.eval_strata = eval.get_int("strata");
-  c.eval_batch_size = eval.get_int("batch_size");
+  });
+  problems.check([&] {
+    c.unet = nn::UNetConfig::from_json(input.value("unet", json::object()), "unet");
+    const auto unet_input = input.value("unet", json::object());
+    c.derive_unet_channels = !unet_input.contains("in_channels") && !unet_input.contains("out_channels");
+  });
+  json train_json, eval_json;
+  problems.check([&] {
+    const auto train = train_schema().validate(input.value("train", json::object()), "train", "train");
+    c.steps = train.get_int("steps");
+    c.batch_size = train.get_int("batch_size");
+    c.accumulate = train.get_int("accumulate");
+    c.lr = train.get_float("lr");
+    std::tie(c.beta1, c.beta2) = detail::betas(train);
+    c.weight_decay = train.get_float("weight_decay");
+    c.warmup_steps = train.get_int("warmup_steps");
+    c.grad_clip = train.get_float("grad_clip");
+    c.ema_decay = train.get_float("ema_decay");
+    c.log_every = train.get_int("log_every");
+    c.checkpoint_every = train.get_int("checkpoint_every");
+    train_json = train.json();
+  });
+  problems.check([&] {
+    const auto eval_input = detail::eval_section(input, c.eval_data_params);
+    const auto eval = eval_schema().validate(eval_input, "eval", "eval");
+    c.eval_every = eval.get_int("every");
+    c.eval_samples = eval.get_int("samples");
+    c.eval_strata = eval.get_int("strata");
+    c.eval_batch_size = eval.get_int("batch_size");
+    eval_json = eval.json();
+  });
+  problems.throw_if_any();
 
   c.resolved = {{"output", c.output},
                 {"seed", c.seed},
@@ -105,8 +122,8 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
                 {"weighting", {{"name", c.weighting.name}, {"params", c.weighting.params}}},
                 {"prediction", to_string(c.prediction)},
                 {"unet", c.unet.to_json()},
-                {"train", train.json()},
-                {"eval", eval.json()}};
+                {"train", train_json},
+                {"eval", eval_json}};
   c.resolved["eval"]["data_params"] = c.eval_data_params;
   if (!c.autoencoder.empty()) c.resolved["autoencoder"] = c.autoencoder;
   return c;

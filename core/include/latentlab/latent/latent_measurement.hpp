@@ -21,7 +21,7 @@ namespace latentlab {
 struct LatentMeasurement {
   std::int64_t samples = 2048;  // training images measured (at most the dataset's size)
   std::int64_t batch_size = 64;
-  std::string rescale = "std";  // rescaling_modes()
+  std::string rescale = "std";  // rescaling_modes(), or "keep": the file's own rescaling
   std::string snr_schedule;     // the schedule's name, for the report
   std::uint64_t seed = 0;       // of the KL posterior samples
 };

@@ -53,7 +53,7 @@ class EvalStage : public Stage {
                      const std::filesystem::path& out) const;
 
  private:
-  std::string where(std::string key) const;
+  std::string where(const std::string& key) const;
   std::string features_path() const;
 
   EvalConfig config_;

@@ -1,16 +1,19 @@
 #pragma once
 // The reconstruction stage: what a compression factor f costs (the paper's Tab. 8). Encodes and
 // decodes held-out images with an autoencoder and measures PSNR, SSIM, L1, codebook usage and
-// perplexity (VQ), the latent statistics and, when asked, rFID (FID of the reconstructions against
-// their originals). Writes metrics.json, reconstructions.png (original | reconstruction pairs) and
-// images/NNNNN.png. `latentlab reconstruct` and the sweep engine run it.
+// perplexity (VQ), the latent statistics and, when asked, PSIM (the mean LPIPS distance between each
+// image and its reconstruction, from the LPIPS weights the user has) and rFID (FID of the
+// reconstructions against their originals). Writes metrics.json, reconstructions.png (original |
+// reconstruction pairs) and images/NNNNN.png. `latentlab reconstruct` and the sweep engine run it.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "latentlab/nn/lpips.hpp"
 #include "latentlab/stages/features.hpp"
 #include "latentlab/stages/stage.hpp"
 
@@ -24,17 +27,22 @@ struct ReconstructionConfig {
   std::int64_t count = 256;  // images to reconstruct; 0: all
   std::int64_t images = 16;  // of those, how many to write as PNG files
   std::int64_t batch = 32;
-  std::uint64_t seed = 0;                  // KL posterior samples of the latent statistics
-  std::optional<FeatureSettings> rfid;     // rFID on these features; none: no rFID
+  std::uint64_t seed = 0;               // KL posterior samples of the latent statistics
+  std::optional<FeatureSettings> rfid;  // rFID on these features; none: no rFID
+  // PSIM: LPIPS weights files (nn::Lpips::load's layouts); none: no PSIM.
+  std::vector<std::string> lpips_weights;
 
-  // Keys: input, data_params, count, images, batch, seed, rfid (true, or the feature settings).
+  // Keys: input, data_params, count, images, batch, seed, rfid (true, or the feature settings),
+  // lpips_weights (a file name or a list of them).
   static ReconstructionConfig from_json(const nlohmann::json& json, const std::string& path);
   nlohmann::json to_json() const;
 };
 
 class ReconstructionStage : public Stage {
  public:
-  // Validates the feature extractor's parameters (errors name `path`.rfid.params, or --feature-set).
+  // Validates the feature extractor's parameters (errors name `path`.rfid.params, or --feature-set)
+  // and loads the LPIPS weights (errors name `path`.lpips_weights, or --lpips-weights), so a wrong
+  // file is reported before anything runs.
   ReconstructionStage(ReconstructionConfig config, const registry::Registry& registry,
                       const std::string& path = "reconstruction");
 
@@ -54,6 +62,9 @@ class ReconstructionStage : public Stage {
   const registry::Registry& registry_;
   std::string path_;
   nlohmann::json feature_params_;  // resolved, when rFID is asked for
+  // Loaded (shared by the stages of one process that name the same files), when PSIM is asked for;
+  // run() moves it to the device.
+  mutable nn::Lpips lpips_{nullptr};
 };
 
 }  // namespace latentlab::stages

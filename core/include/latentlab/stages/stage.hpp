@@ -50,6 +50,10 @@ nlohmann::json without_run_settings(nlohmann::json resolved, const std::vector<s
 nlohmann::json plugin_record(const registry::Registry& registry, const std::string& kind,
                              const std::string& name);
 
+// Where a stage's config value came from, for error messages: `path`.`key` (the spec's JSON path), or
+// the single-run command's flag `--key` (underscores as dashes) when the stage was built with path "".
+std::string config_where(const std::string& path, std::string key);
+
 // The pieces every stage has.
 class Stage {
  public:

@@ -51,6 +51,7 @@ struct RunOptions {
   nlohmann::json provenance;  // versions, build commit, host, command line: root attributes of trial files
   const std::atomic<bool>* stop = nullptr;       // Ctrl-C: workers checkpoint and stop, the run ends
   const registry::Registry* registry = nullptr;  // for the resolved configs recorded with each job
+  bool fresh_workers = false;  // a new worker process for every stage (else a worker runs stage after stage)
 };
 
 enum class StageState { Done, Failed, Running, Waiting };
@@ -64,6 +65,8 @@ struct RunSummary {
   std::size_t stages_run = 0, stages_reused = 0, stages_failed = 0;
   std::vector<std::string> failures;  // "trial: reason"
   bool interrupted = false;
+  std::size_t workers_started = 0;  // worker processes started
+  double stage_seconds = 0;         // the finished stages' own time, as their workers measured it
 };
 
 // The trial table and, per stage, cached or to run, with the count of stages to run.
