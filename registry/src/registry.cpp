@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "elf_file.hpp"
-#include "latentlab/strings.hpp"
 #include "latentlab/io/sha256.hpp"
+#include "latentlab/strings.hpp"
 #include "probe.hpp"
 
 namespace latentlab::registry {
@@ -270,15 +270,24 @@ nlohmann::json Registry::resolved_params(const std::string& kind, const std::str
   return find(kind, name).info.schema.validate(params, path, kind + " '" + name + "'").json();
 }
 
-const std::string& Registry::library_sha256(const std::filesystem::path& library) const {
+std::string Registry::file_sha256(const std::filesystem::path& file) const {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(file, error);
+  const auto time = std::filesystem::last_write_time(file, error);
+  if (error) return io::sha256_file(file);  // which names the file it cannot read
+  const auto stamp = std::make_tuple(std::filesystem::absolute(file).lexically_normal().string(), size, time);
+  {
+    std::lock_guard<std::mutex> lock(hashes_mutex_);
+    if (const auto found = hashes_.find(stamp); found != hashes_.end()) return found->second;
+  }
+  auto digest = io::sha256_file(file);  // outside the lock: other files are hashed meanwhile
   std::lock_guard<std::mutex> lock(hashes_mutex_);
-  auto found = hashes_.find(library);
-  if (found == hashes_.end()) found = hashes_.emplace(library, io::sha256_file(library)).first;
-  return found->second;
+  hashes_.emplace(stamp, digest);
+  return digest;
 }
 
 Registry::Erased Registry::create_erased(const std::string& kind, const std::string& name,
-                                        const nlohmann::json& params, const std::string& path) const {
+                                         const nlohmann::json& params, const std::string& path) const {
   const Entry& entry = find(kind, name);
   const std::string owner = kind + " '" + name + "'";
   const Params resolved = entry.info.schema.validate(params, path, owner);

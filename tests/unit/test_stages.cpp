@@ -55,6 +55,25 @@ TEST(ContentKey, SameConfigSameKeyWhateverTheOrder) {
   EXPECT_EQ(content_key("sample", a, {}, 0, json::array()).size(), 64u);
 }
 
+// The key is the SHA-256 of one canonical JSON document (what existing caches were keyed by), however
+// it is computed: ContentKeyer hashes the part without the inputs once for many stages.
+TEST(ContentKey, IsTheHashOfTheCanonicalJsonAndTheKeyerAgrees) {
+  const json config =
+      json::parse(R"({"sampler": {"name": "ddim", "params": {"eta": 0.0}}, "steps": 10, "x": "\u00e9"})");
+  const json plugins = json::array({{{"kind", "sampler"}, {"name", "ddim"}, {"sha256", "ab"}}});
+  const std::vector<std::string> inputs = {"denoiser:0123", "samples:4567"};
+  const json identity = {{"format", 1},      {"kind", "sample"}, {"config", config},
+                         {"inputs", inputs}, {"seed", 7},        {"plugins", plugins}};
+  io::Sha256 hasher;
+  hasher.update(identity.dump());
+  const auto expected = hasher.hex_digest();
+  EXPECT_EQ(content_key("sample", config, inputs, 7, plugins), expected);
+  const ContentKeyer keyer("sample", config, 7, plugins);
+  EXPECT_EQ(keyer.key(inputs), expected);
+  EXPECT_EQ(keyer.key(inputs), expected);  // key() leaves the keyer as it was
+  EXPECT_EQ(keyer.key({}), content_key("sample", config, {}, 7, plugins));
+}
+
 TEST(ContentKey, EveryPartChangesTheKey) {
   const json config = {{"steps", 10}};
   const auto base = content_key("sample", config, {"in"}, 1, json::array());

@@ -11,6 +11,7 @@
 #include "latentlab/sweep/plan.hpp"
 #include "latentlab/sweep/spec.hpp"
 #include "support/builtin_plugins.hpp"
+#include "support/lpips_weights.hpp"
 
 namespace latentlab::sweep {
 namespace {
@@ -201,6 +202,39 @@ TEST(Plan, ProblemsInEveryTrialAreCollected) {
               std::string::npos)
         << message;
   }
+}
+
+// PSIM's LPIPS weights: keyed by content, inherited from the autoencoder's LPIPS loss, and a file
+// without them is reported by the plan, before anything trains.
+TEST(Plan, LpipsWeightsAreCheckedBeforeAnythingRuns) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("latentlab_plan_lpips_" + std::to_string(::getpid()));
+  const auto files = testing::write_lpips_weights(dir, 3);
+  auto spec = tiny_spec();
+  spec["reconstruction"]["lpips_weights"] = files.checkpoint.string();
+  const auto with = make_plan(expand(spec), testing::builtin_plugins());
+  spec["reconstruction"].erase("lpips_weights");
+  spec["autoencoder"]["loss"]["perceptual"] = "lpips";
+  spec["autoencoder"]["loss"]["perceptual_weights"] = SpecJson::array({files.checkpoint.string()});
+  const auto inherited = make_plan(expand(spec), testing::builtin_plugins());
+  const auto reconstruction_key = [](const Plan& plan) {
+    for (const auto& stage : plan.stages)
+      if (stage.kind == "reconstruction") return stage.config.dump();
+    return std::string();
+  };
+  EXPECT_NE(reconstruction_key(inherited).find("lpips_weights"), std::string::npos);
+  EXPECT_NE(reconstruction_key(with).find(files.checkpoint.string()), std::string::npos);
+
+  spec["reconstruction"]["lpips_weights"] = files.vgg16.string();  // no lin layers
+  try {
+    make_plan(expand(spec), testing::builtin_plugins());
+    FAIL() << "no ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("reconstruction.lpips_weights: cannot load LPIPS"), std::string::npos) << message;
+    EXPECT_NE(message.find("lin0.model.1.weight"), std::string::npos) << message;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Plan, PixelSpaceHasNoAutoencoderStages) {

@@ -3,9 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <vector>
 
 #include "latentlab/error.hpp"
@@ -105,25 +102,6 @@ std::string sha256_file(const std::filesystem::path& path) {
   }
   if (in.bad()) throw Error("reading " + path.string() + " failed while hashing it");
   return hasher.hex_digest();
-}
-
-std::string sha256_file_cached(const std::filesystem::path& path) {
-  using Stamp = std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_type>;
-  static std::mutex mutex;
-  static std::map<Stamp, std::string> known;
-  std::error_code error;
-  const auto size = std::filesystem::file_size(path, error);
-  const auto time = std::filesystem::last_write_time(path, error);
-  if (error) return sha256_file(path);  // sha256_file names the file that cannot be read
-  const Stamp stamp{std::filesystem::absolute(path).lexically_normal().string(), size, time};
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (const auto it = known.find(stamp); it != known.end()) return it->second;
-  }
-  auto digest = sha256_file(path);
-  std::lock_guard<std::mutex> lock(mutex);
-  known[stamp] = digest;
-  return digest;
 }
 
 }  // namespace latentlab::io

@@ -10,7 +10,6 @@
 #include "latentlab/error.hpp"
 #include "latentlab/eval/generative_metrics.hpp"
 #include "latentlab/io/atomic_file.hpp"
-#include "latentlab/io/sha256.hpp"
 #include "latentlab/json_number.hpp"
 #include "latentlab/params.hpp"
 #include "latentlab/strings.hpp"
@@ -137,7 +136,7 @@ json EvalStage::config() const {
   auto& params = out["features"]["params"];
   if (params.contains("weights") && params["weights"].is_string() &&
       !params["weights"].get<std::string>().empty())
-    params["weights"] = "sha256:" + io::sha256_file_cached(params["weights"].get<std::string>());
+    params["weights"] = "sha256:" + registry_.file_sha256(params["weights"].get<std::string>());
   return out;
 }
 

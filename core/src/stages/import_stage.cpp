@@ -9,7 +9,6 @@
 #include "latentlab/error.hpp"
 #include "latentlab/io/atomic_file.hpp"
 #include "latentlab/io/reference_weights.hpp"
-#include "latentlab/io/sha256.hpp"
 #include "latentlab/io/torch_file.hpp"
 #include "latentlab/latent/autoencoder_file.hpp"
 #include "latentlab/nn/state_dict.hpp"
@@ -85,7 +84,7 @@ ImportStage::ImportStage(ImportConfig config, const registry::Registry& registry
   if (!std::filesystem::is_regular_file(config_.checkpoint))
     throw ConfigError((path.empty() ? std::string("import-weights") : path + ".import") +
                       ": there is no file '" + config_.checkpoint + "'");
-  checkpoint_sha256_ = io::sha256_file_cached(config_.checkpoint);
+  checkpoint_sha256_ = registry.file_sha256(config_.checkpoint);
 }
 
 json ImportStage::config() const {

@@ -5,15 +5,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
-#include <mutex>
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/eval/generative_metrics.hpp"
 #include "latentlab/io/atomic_file.hpp"
 #include "latentlab/io/images.hpp"
-#include "latentlab/io/sha256.hpp"
 #include "latentlab/json_number.hpp"
 #include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/latent/latent_stats.hpp"
@@ -38,37 +35,25 @@ const ParamSchema& reconstruction_schema() {
   return schema;
 }
 
-// LPIPS loaded from `files`, once per process for the same files unchanged: a sweep builds a
-// reconstruction stage per autoencoder (to validate and key it), and the weights are large.
-nn::Lpips load_lpips(const std::vector<std::string>& files, const std::string& where) {
-  static std::mutex mutex;
-  static std::map<std::string, nn::Lpips> loaded;
-  std::string stamp;
-  std::vector<std::filesystem::path> paths;
-  for (const auto& file : files) {
-    std::error_code error;
-    const auto size = std::filesystem::file_size(file, error);
-    if (error || !std::filesystem::is_regular_file(file))
+void check_files(const std::vector<std::string>& files, const std::string& where) {
+  for (const auto& file : files)
+    if (!std::filesystem::is_regular_file(file))
       throw ConfigError(where + ": there is no file '" + file + "' (LPIPS weights, docs/autoencoders.md)");
-    const auto time = std::filesystem::last_write_time(file, error).time_since_epoch().count();
-    stamp += std::filesystem::absolute(file).lexically_normal().string() + "|" + std::to_string(size) + "|" +
-             std::to_string(time) + "\n";
-    paths.emplace_back(file);
-  }
-  std::lock_guard<std::mutex> lock(mutex);
-  if (const auto it = loaded.find(stamp); it != loaded.end()) return it->second;
+}
+
+}  // namespace
+
+nn::Lpips load_lpips(const std::vector<std::string>& files, const std::string& where) {
+  check_files(files, where);
   nn::Lpips lpips;
   try {
-    lpips->load(paths);
+    lpips->load(std::vector<std::filesystem::path>(files.begin(), files.end()));
   } catch (const Error& e) {
     throw ConfigError(where + ": " + e.what());
   }
   lpips->eval();
-  loaded.emplace(stamp, lpips);
   return lpips;
 }
-
-}  // namespace
 
 ReconstructionConfig ReconstructionConfig::from_json(const json& input, const std::string& path) {
   if (!input.is_object()) throw ConfigError(path + ": expected a JSON object, got " + input.dump());
@@ -136,8 +121,7 @@ ReconstructionStage::ReconstructionStage(ReconstructionConfig config, const regi
   if (config_.rfid)
     feature_params_ = resolve_feature_params(registry, *config_.rfid,
                                              path.empty() ? "--feature-set" : path + ".rfid.params");
-  if (!config_.lpips_weights.empty())
-    lpips_ = load_lpips(config_.lpips_weights, config_where(path, "lpips_weights"));
+  check_files(config_.lpips_weights, config_where(path, "lpips_weights"));
 }
 
 json ReconstructionStage::config() const {
@@ -147,7 +131,7 @@ json ReconstructionStage::config() const {
   }
   // The weights' contents, not their file names, decide PSIM: the key sees their SHA-256.
   auto& weights = out["lpips_weights"];
-  for (auto& file : weights) file = "sha256:" + io::sha256_file_cached(file.get<std::string>());
+  for (auto& file : weights) file = "sha256:" + registry_.file_sha256(file.get<std::string>());
   return out;
 }
 
@@ -205,11 +189,15 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
   if (o.rfid)
     features = make_feature_extractor(registry_, *o.rfid, device,
                                       path_.empty() ? "--feature-set" : path_ + ".rfid.params");
-  if (lpips_ && data->channels() != 1 && data->channels() != 3)
-    throw ConfigError(config_where(path_, "lpips_weights") +
-                      ": LPIPS (PSIM) takes 1- or 3-channel images, these have " +
-                      std::to_string(data->channels()) + "; leave lpips_weights out");
-  if (lpips_) lpips_->to(device);
+  nn::Lpips lpips{nullptr};  // PSIM's network, loaded before any image is encoded
+  if (!o.lpips_weights.empty()) {
+    if (data->channels() != 1 && data->channels() != 3)
+      throw ConfigError(config_where(path_, "lpips_weights") +
+                        ": LPIPS (PSIM) takes 1- or 3-channel images, " + "these have " +
+                        std::to_string(data->channels()) + "; leave lpips_weights out");
+    lpips = load_lpips(o.lpips_weights, config_where(path_, "lpips_weights"));
+    lpips->to(device);
+  }
   std::filesystem::create_directories(out / "images");
 
   auto& ae = codec->autoencoder();
@@ -229,9 +217,9 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
           original_stats.add(extractor.extract(io::to_pixels(x)).features);
           reconstruction_stats.add(extractor.extract(io::to_pixels(x_hat)).features);
         }
-        if (lpips_) {  // PSIM: LPIPS between the image and its reconstruction, both in [-1, 1]
+        if (lpips) {  // PSIM: LPIPS between the image and its reconstruction, both in [-1, 1]
           torch::NoGradGuard no_grad;
-          lpips_sum += lpips_->forward(x, x_hat).sum().item<double>();
+          lpips_sum += lpips->forward(x, x_hat).sum().item<double>();
         }
         for (std::int64_t i = 0; i < x.size(0) && written < o.images; ++i, ++written) {
           char name[32];
@@ -268,7 +256,7 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
                                {"params", features->params},
                                {"fingerprint", features->extractor->fingerprint()}};
   }
-  if (lpips_) {
+  if (lpips) {
     report["psim"] =
         number_or_null(lpips_sum / static_cast<double>(std::max<std::int64_t>(metrics.images, 1)));
     report["psim_weights"] = config_.lpips_weights;

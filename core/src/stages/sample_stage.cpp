@@ -12,7 +12,6 @@
 #include "latentlab/guider.hpp"
 #include "latentlab/io/atomic_file.hpp"
 #include "latentlab/io/images.hpp"
-#include "latentlab/io/sha256.hpp"
 #include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/sampler.hpp"
 #include "latentlab/schedule.hpp"
@@ -186,7 +185,7 @@ json SampleStage::config() const {
   // The files' contents, not their names, decide what is sampled: the key sees their SHA-256.
   for (const std::string key : {"target", "mask", "init_latents"})
     if (const auto file = out[key].get<std::string>(); !file.empty())
-      out[key] = "sha256:" + io::sha256_file_cached(file);
+      out[key] = "sha256:" + registry_.file_sha256(file);
   return out;
 }
 

@@ -11,15 +11,27 @@ namespace {
 constexpr int kKeyFormat = 1;
 }  // namespace
 
+// The key hashes the canonical JSON (nlohmann::json keeps object keys sorted and prints numbers
+// round-trip exact) of {"config", "format", "inputs", "kind", "plugins", "seed"}, in that order;
+// ContentKeyer writes the same bytes in two parts around "inputs".
+ContentKeyer::ContentKeyer(const std::string& kind, const nlohmann::json& config, std::uint64_t seed,
+                           const nlohmann::json& plugins) {
+  prefix_.update("{\"config\":" + config.dump() + ",\"format\":" + std::to_string(kKeyFormat) +
+                 ",\"inputs\":");
+  suffix_ = ",\"kind\":" + nlohmann::json(kind).dump() + ",\"plugins\":" + plugins.dump() +
+            ",\"seed\":" + nlohmann::json(seed).dump() + "}";
+}
+
+std::string ContentKeyer::key(const std::vector<std::string>& input_keys) const {
+  auto hasher = prefix_;
+  hasher.update(nlohmann::json(input_keys).dump() + suffix_);
+  return hasher.hex_digest();
+}
+
 std::string content_key(const std::string& kind, const nlohmann::json& config,
                         const std::vector<std::string>& input_keys, std::uint64_t seed,
                         const nlohmann::json& plugins) {
-  // nlohmann::json keeps object keys sorted, so dump() is canonical; numbers print round-trip exact.
-  const nlohmann::json identity = {{"format", kKeyFormat}, {"kind", kind}, {"config", config},
-                                   {"inputs", input_keys}, {"seed", seed}, {"plugins", plugins}};
-  io::Sha256 hasher;
-  hasher.update(identity.dump());
-  return hasher.hex_digest();
+  return ContentKeyer(kind, config, seed, plugins).key(input_keys);
 }
 
 nlohmann::json without_run_settings(nlohmann::json resolved, const std::vector<std::string>& also) {

@@ -169,14 +169,13 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
   plan.name = expansion.name;
   plan.axes = expansion.axes;
   std::map<std::string, std::size_t> by_key;
-  struct Validated {
-    json config, plugins;
-    std::uint64_t seed = 0;
-  };
-  std::map<std::string, Validated> validated;  // a block (kind, path, config) -> what its key needs
+  // A block (kind, path, config) -> its key but for the inputs (docs/benchmarks.md: hashing each
+  // trial's whole config made most of a dry run's time).
+  std::map<std::string, stages::ContentKeyer> validated;
   // Problems, each once, with the trials it appeared in.
   std::vector<std::string> problems;
   std::map<std::string, std::vector<std::string>> problem_trials;
+  std::set<std::string> lpips_checked;  // the lists of LPIPS weights files loaded once to check them
 
   for (const auto& trial : expansion.trials) {
     const auto& config = trial.config;
@@ -216,14 +215,13 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
       if (fresh_block) {
         try {
           const auto stage = make_stage(job, registry);
-          known->second = {stage->config(), stage->plugins(), stage->seed()};
+          known->second = stages::ContentKeyer(job.kind, stage->config(), stage->seed(), stage->plugins());
         } catch (...) {
           validated.erase(known);  // a bad block is reported for every trial that has it
           throw;
         }
       }
-      const auto& block = known->second;
-      job.key = stages::content_key(job.kind, block.config, input_keys, block.seed, block.plugins);
+      job.key = known->second.key(input_keys);
       job.trial = trial.id;
       const auto [it, fresh] = by_key.emplace(job.key, plan.stages.size());
       if (fresh) plan.stages.push_back(std::move(job));
@@ -363,6 +361,12 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
           params.erase("split");
           params.erase("limit");
           block["data_params"] = params;
+        }
+        // The LPIPS weights are loaded once per list of files, so a file without them is reported now.
+        if (block.contains("lpips_weights") &&
+            lpips_checked.insert(block.at("lpips_weights").dump()).second) {
+          const auto config = stages::ReconstructionConfig::from_json(block, "reconstruction");
+          stages::load_lpips(config.lpips_weights, "reconstruction.lpips_weights");
         }
         trial_plan.reconstruction = add({"reconstruction", "", "reconstruction", block, {}, "", ""},
                                         {{"autoencoder", trial_plan.latent}});

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -229,6 +230,15 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     needed.insert(plan.trials[t].stages.begin(), plan.trials[t].stages.end());
   }
   summary.trials = trials.size();
+  // The order ready stages start in: training stages (long, and everything after them waits for
+  // them) before the others, each in plan order.
+  std::vector<std::size_t> start_order(needed.begin(), needed.end());
+  std::stable_sort(start_order.begin(), start_order.end(), [&](std::size_t a, std::size_t b) {
+    const auto training = [&](std::size_t i) {
+      return plan.stages[i].kind == "autoencoder" || plan.stages[i].kind == "denoiser";
+    };
+    return training(a) && !training(b);
+  });
   std::map<std::size_t, StageState> states;
   std::map<std::size_t, std::string> stage_errors;
   for (const auto index : needed) {
@@ -423,9 +433,9 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
       spdlog::warn("interrupted: asking {} worker(s) to checkpoint and stop", running.size());
       for (const auto& [pid, r] : running) ::kill(pid, SIGTERM);
     }
-    // Start what is ready.
+    // Start what is ready, training stages first.
     if (!stopping)
-      for (const auto index : needed) {
+      for (const auto index : start_order) {
         if (static_cast<int>(running.size()) >= workers) break;
         if (states[index] != StageState::Waiting) continue;
         const auto inputs = inputs_of(index);

@@ -31,9 +31,4 @@ class LATENTLAB_API Sha256 {
 // The SHA-256 of a file's bytes (hex). Throws Error naming the file when it cannot be read.
 LATENTLAB_API std::string sha256_file(const std::filesystem::path& path);
 
-// sha256_file, remembered for the life of the process per (path, size, modification time): a file is
-// read again only when it changed. For content keys, which ask for the same weights files (Inception,
-// LPIPS, a reference checkpoint: hundreds of MB) once per stage that uses them. Thread-safe.
-LATENTLAB_API std::string sha256_file_cached(const std::filesystem::path& path);
-
 }  // namespace latentlab::io

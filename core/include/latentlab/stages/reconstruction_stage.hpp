@@ -38,11 +38,16 @@ struct ReconstructionConfig {
   nlohmann::json to_json() const;
 };
 
+// LPIPS (PSIM's network) from the weights files `files`, in eval mode. Throws ConfigError naming
+// `where` (a JSON path or a flag) when a file is missing or lacks the weights.
+nn::Lpips load_lpips(const std::vector<std::string>& files, const std::string& where);
+
 class ReconstructionStage : public Stage {
  public:
   // Validates the feature extractor's parameters (errors name `path`.rfid.params, or --feature-set)
-  // and loads the LPIPS weights (errors name `path`.lpips_weights, or --lpips-weights), so a wrong
-  // file is reported before anything runs.
+  // and that the LPIPS weights files exist (`path`.lpips_weights, or --lpips-weights); run() loads
+  // them before any image is encoded, and a sweep loads each list once before anything runs
+  // (load_lpips), so a file without the weights is reported first too.
   ReconstructionStage(ReconstructionConfig config, const registry::Registry& registry,
                       const std::string& path = "reconstruction");
 
@@ -62,9 +67,6 @@ class ReconstructionStage : public Stage {
   const registry::Registry& registry_;
   std::string path_;
   nlohmann::json feature_params_;  // resolved, when rFID is asked for
-  // Loaded (shared by the stages of one process that name the same files), when PSIM is asked for;
-  // run() moves it to the device.
-  mutable nn::Lpips lpips_{nullptr};
 };
 
 }  // namespace latentlab::stages

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "latentlab/io/sha256.hpp"
 #include "latentlab/registry/registry.hpp"
 
 namespace latentlab::stages {
@@ -39,6 +40,21 @@ struct StageOutcome {
 std::string content_key(const std::string& kind, const nlohmann::json& config,
                         const std::vector<std::string>& input_keys, std::uint64_t seed,
                         const nlohmann::json& plugins);
+
+// content_key in two steps, for many stages that differ only in their inputs (a sweep's block shared
+// by thousands of trials): everything but the inputs is serialised and hashed once, and each key()
+// hashes only the rest. Gives exactly content_key's keys.
+class ContentKeyer {
+ public:
+  ContentKeyer() = default;
+  ContentKeyer(const std::string& kind, const nlohmann::json& config, std::uint64_t seed,
+               const nlohmann::json& plugins);
+  std::string key(const std::vector<std::string>& input_keys) const;
+
+ private:
+  io::Sha256 prefix_;   // has hashed the canonical JSON up to the inputs
+  std::string suffix_;  // the canonical JSON after them
+};
 
 // A trainer's resolved config without what does not change its weights: the output folder, the device,
 // the logging and checkpoint intervals, and `also` (keys of the top level).

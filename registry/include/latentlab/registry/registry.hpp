@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -51,7 +52,8 @@ struct Entry {
 };
 
 // A plugin object the registry created, with the parameters it was created with (validated once, every
-// default filled in: what results record) and the library it came from (for provenance). Used like the object itself: `instance->sample(...)`, `*instance`.
+// default filled in: what results record) and the library it came from (for provenance). Used like the object
+// itself: `instance->sample(...)`, `*instance`.
 template <class Interface>
 struct Instance {
   std::shared_ptr<Interface> object;
@@ -112,7 +114,13 @@ class Registry {
 
   // The SHA-256 (hex) of a loaded library's file, read once per library: stage keys change when a
   // plugin is rebuilt, even without a version bump.
-  const std::string& library_sha256(const std::filesystem::path& library) const;
+  std::string library_sha256(const std::filesystem::path& library) const { return file_sha256(library); }
+
+  // The SHA-256 (hex) of a file, read again only when its size or modification time changed: stage
+  // keys hash the weights files they read (Inception, LPIPS, a reference checkpoint: hundreds of MB)
+  // once per stage, and a sweep keys thousands of stages. Thread-safe. Throws Error naming the file
+  // when it cannot be read.
+  std::string file_sha256(const std::filesystem::path& file) const;
 
   // Validates `params` against the factory's schema once (errors name `path`) and constructs the
   // plugin; the instance carries the resolved parameters. A constructor that throws becomes an Error
@@ -143,8 +151,10 @@ class Registry {
   std::vector<LoadedLibrary> loaded_;
   std::vector<FailedLibrary> failed_;
   std::vector<Entry> entries_;
+  // file_sha256's: (absolute path, size, modification time) -> SHA-256
   mutable std::mutex hashes_mutex_;
-  mutable std::map<std::filesystem::path, std::string> hashes_;
+  mutable std::map<std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_type>, std::string>
+      hashes_;
 };
 
 // ---- where plugins are looked for ----
