@@ -2,6 +2,8 @@
 // every trial's stages before anything runs, and runs the stages that are not in the cache in worker
 // processes; `latentlab status DIR` reports a sweep; `latentlab stage-run` is the worker.
 #include <fcntl.h>
+#include <malloc.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -252,6 +254,7 @@ int serve_stages(const registry::Registry& registry) {
   StopSignals signals;
   std::FILE* channel = ::fdopen(3, "r");  // commands in; replies are written to fd 3 directly
   if (!channel) throw Error("stage-run --serve: no channel on fd 3 (workers are started by `latentlab run`)");
+  ::fcntl(3, F_SETFD, FD_CLOEXEC);  // not for processes a stage may start
   char* line = nullptr;
   std::size_t capacity = 0;
   while (::getline(&line, &capacity, channel) > 0) {
@@ -270,6 +273,8 @@ int serve_stages(const registry::Registry& registry) {
     // The global generator as a new process has it: a stage's results do not depend on the stages
     // this worker ran before.
     torch::manual_seed(c10::default_rng_seed_val);
+    // Asked to stop while it waited (a signal to this process alone): as if interrupted at once.
+    if (signals.stop().load()) return 3;
     const auto started = std::chrono::steady_clock::now();
     const int status =
         run_one_stage(command.at("job").get<std::string>(), command.at("dir").get<std::string>(),
@@ -277,8 +282,9 @@ int serve_stages(const registry::Registry& registry) {
     if (status != kOk) return status;  // interrupted: this worker ends, as a one-stage worker does
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const auto reply = "0 " + std::to_string(seconds) + "\n";
-    if (::write(3, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
-      break;  // the coordinator is gone
+    if (::send(3, reply.data(), reply.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(reply.size()))
+      break;           // the coordinator is gone
+    ::malloc_trim(0);  // the stage's freed host memory back to the system while this worker waits
   }
   std::free(line);
   return kOk;

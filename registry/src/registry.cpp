@@ -271,10 +271,10 @@ nlohmann::json Registry::resolved_params(const std::string& kind, const std::str
 }
 
 std::string Registry::file_sha256(const std::filesystem::path& file) const {
-  std::error_code error;
-  const auto size = std::filesystem::file_size(file, error);
-  const auto time = std::filesystem::last_write_time(file, error);
-  if (error) return io::sha256_file(file);  // which names the file it cannot read
+  std::error_code size_error, time_error;
+  const auto size = std::filesystem::file_size(file, size_error);
+  const auto time = std::filesystem::last_write_time(file, time_error);
+  if (size_error || time_error) return io::sha256_file(file);  // which names the file it cannot read
   const auto stamp = std::make_tuple(std::filesystem::absolute(file).lexically_normal().string(), size, time);
   {
     std::lock_guard<std::mutex> lock(hashes_mutex_);

@@ -199,6 +199,18 @@ TEST(EvalConfig, MetricsAndErrors) {
             std::string::npos);
 }
 
+// Without LPIPS weights a reconstruction stage's config (so its key) is what it was before PSIM.
+TEST(ReconstructionConfig, NoLpipsWeightsLeaveTheKeyAlone) {
+  const ReconstructionStage stage(
+      ReconstructionConfig::from_json(json{{"input", "fashion-mnist"}, {"count", 4}}, "reconstruction"),
+      builtin_plugins());
+  EXPECT_FALSE(stage.config().contains("lpips_weights")) << stage.config().dump();
+  EXPECT_NE(config_error([] {
+              ReconstructionConfig::from_json(json{{"input", "x"}, {"lpips_weights", 3}}, "reconstruction");
+            }).find("reconstruction.lpips_weights: expected a file name or a list"),
+            std::string::npos);
+}
+
 TEST(LatentStatsConfig, Keys) {
   const auto c =
       LatentStatsConfig::from_json(json{{"rescale", "channel"}, {"snr_schedule", "cosine"}}, "latent");

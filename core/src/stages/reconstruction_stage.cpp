@@ -129,9 +129,13 @@ json ReconstructionStage::config() const {
   if (config_.rfid) {
     out["rfid"] = {{"name", config_.rfid->extractor_name()}, {"params", feature_params_}};
   }
-  // The weights' contents, not their file names, decide PSIM: the key sees their SHA-256.
-  auto& weights = out["lpips_weights"];
-  for (auto& file : weights) file = "sha256:" + registry_.file_sha256(file.get<std::string>());
+  // The weights' contents, not their file names, decide PSIM: the key sees their SHA-256. Without
+  // them the key is what it was before PSIM existed (caches stay valid).
+  if (config_.lpips_weights.empty()) {
+    out.erase("lpips_weights");
+  } else {
+    for (auto& file : out["lpips_weights"]) file = "sha256:" + registry_.file_sha256(file.get<std::string>());
+  }
   return out;
 }
 

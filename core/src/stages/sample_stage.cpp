@@ -145,23 +145,21 @@ SampleStage::SampleStage(SampleConfig config, const registry::Registry& registry
   const auto params_path = [&](const char* plugin) {
     return path.empty() ? std::string(plugin) : path + "." + plugin + ".params";
   };
-  // An unknown plugin's error names where it was asked for.
+  // An unknown plugin's error names where it was asked for (its parameters' errors name their path);
+  // several problems stay several.
   const auto named = [&](const char* plugin, const ConfigError& e) {
-    const std::string message = e.what();
-    return message.rfind(params_path(plugin), 0) == 0
-               ? ConfigError(message)
-               : ConfigError((path.empty() ? "--" + std::string(plugin) : path + "." + plugin) + ": " +
-                             message);
+    if (std::string(e.what()).rfind(params_path(plugin), 0) == 0) rethrow_prefixed(e, "");
+    rethrow_prefixed(e, (path.empty() ? "--" + std::string(plugin) : path + "." + plugin) + ": ");
   };
   try {
     sampler_ = registry.create<Sampler>(config_.sampler.name, config_.sampler.params, params_path("sampler"));
   } catch (const ConfigError& e) {
-    throw named("sampler", e);
+    named("sampler", e);
   }
   try {
     guider_ = registry.create<Guider>(config_.guider.name, config_.guider.params, params_path("guider"));
   } catch (const ConfigError& e) {
-    throw named("guider", e);
+    named("guider", e);
   }
   const auto where = [&](const std::string& key) { return config_where(path, key); };
   if (!config_.mask.empty() && guider_.params.value("transform", std::string()) != "mask")

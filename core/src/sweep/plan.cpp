@@ -175,7 +175,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
   // Problems, each once, with the trials it appeared in.
   std::vector<std::string> problems;
   std::map<std::string, std::vector<std::string>> problem_trials;
-  std::set<std::string> lpips_checked;  // the lists of LPIPS weights files loaded once to check them
+  std::map<std::string, std::string> lpips_checked;  // LPIPS weights files (a list) -> its problem, or ""
 
   for (const auto& trial : expansion.trials) {
     const auto& config = trial.config;
@@ -362,11 +362,20 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
           params.erase("limit");
           block["data_params"] = params;
         }
-        // The LPIPS weights are loaded once per list of files, so a file without them is reported now.
-        if (block.contains("lpips_weights") &&
-            lpips_checked.insert(block.at("lpips_weights").dump()).second) {
-          const auto config = stages::ReconstructionConfig::from_json(block, "reconstruction");
-          stages::load_lpips(config.lpips_weights, "reconstruction.lpips_weights");
+        // The LPIPS weights are loaded once per list of files, so a file without them is reported now
+        // (for every trial that names it).
+        if (block.contains("lpips_weights")) {
+          const auto list = block.at("lpips_weights").dump();
+          auto [checked, fresh] = lpips_checked.try_emplace(list);
+          if (fresh) {
+            try {
+              const auto config = stages::ReconstructionConfig::from_json(block, "reconstruction");
+              stages::load_lpips(config.lpips_weights, "reconstruction.lpips_weights");
+            } catch (const ConfigError& e) {
+              checked->second = e.what();
+            }
+          }
+          if (!checked->second.empty()) throw ConfigError(checked->second);
         }
         trial_plan.reconstruction = add({"reconstruction", "", "reconstruction", block, {}, "", ""},
                                         {{"autoencoder", trial_plan.latent}});

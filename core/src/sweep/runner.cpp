@@ -27,6 +27,7 @@
 #include "latentlab/schedule.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/sweep/trial_file.hpp"
+#include "latentlab/threads.hpp"
 #include "runner_support.hpp"
 
 extern char** environ;
@@ -76,6 +77,11 @@ void remove_stale_temporaries(const fs::path& folder) {
 struct WorkerChannel {
   int fd = -1;          // the coordinator's end of the socket pair
   std::string pending;  // bytes of a result line not yet ended
+
+  void close() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
 };
 
 pid_t spawn_worker(const RunOptions& options, const fs::path& first_log, int threads,
@@ -114,6 +120,7 @@ pid_t spawn_worker(const RunOptions& options, const fs::path& first_log, int thr
     if (fd >= 0) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
+      if (fd > 2) ::close(fd);
     }
     if (ends[1] == 3)
       ::fcntl(3, F_SETFD, 0);  // keep it open across exec
@@ -219,6 +226,7 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
   const auto& paths = options.paths;
   RunSummary summary;
   const int total_threads = std::max(1, options.threads);
+  const bool on_gpu = resolve_device(options.device.empty() ? "auto" : options.device, "device").is_cuda();
   const int workers = std::max(1, options.workers);
 
   // The trials to run and the stages they need.
@@ -264,7 +272,37 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     WorkerChannel channel;
   };
   std::map<pid_t, Running> running;
-  std::map<pid_t, WorkerChannel> idle;                      // workers waiting for their next stage
+  std::map<pid_t, WorkerChannel> idle;  // workers waiting for their next stage
+  // However run_sweep ends (a throw included): the waiting workers end when their socket closes (given
+  // ten seconds, then killed); a running one (only after a throw) is killed.
+  struct Workers {
+    std::map<pid_t, Running>& running;
+    std::map<pid_t, WorkerChannel>& idle;
+    ~Workers() {
+      std::set<pid_t> left;
+      for (auto& [pid, r] : running) {
+        ::kill(pid, SIGKILL);
+        r.channel.close();
+        left.insert(pid);
+      }
+      for (auto& [pid, channel] : idle) {
+        channel.close();
+        left.insert(pid);
+      }
+      const auto deadline = Clock::now() + std::chrono::seconds(10);
+      while (!left.empty()) {
+        for (auto it = left.begin(); it != left.end();)
+          it = ::waitpid(*it, nullptr, WNOHANG) != 0 ? left.erase(it) : std::next(it);
+        if (left.empty()) break;
+        if (Clock::now() > deadline) {
+          for (const auto pid : left) ::kill(pid, SIGKILL);
+          for (const auto pid : left) ::waitpid(pid, nullptr, 0);
+          break;
+        }
+        ::usleep(10000);
+      }
+    }
+  } workers_guard{running, idle};
   std::set<std::size_t> elsewhere;                          // locked by another process
   std::map<std::string, std::pair<double, int>> durations;  // kind -> (seconds, count) this run
   const auto started = Clock::now();
@@ -495,7 +533,7 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
           channel = std::move(waiting->second);
           idle.erase(waiting);
           if (!send_stage(channel, options, job, threads)) {
-            ::close(channel.fd);
+            channel.close();
             pid = -1;
           }
         }
@@ -538,9 +576,10 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
         continue;
       }
       stage_finished(it->second.stage, it->second.started, results.front());
-      // The worker waits for its next stage, unless the run is stopping.
-      if (stopping || options.fresh_workers)
-        ::close(it->second.channel.fd);
+      // The worker waits for its next stage, unless the run is stopping or on a GPU (where an idle
+      // worker's CUDA context and cached blocks would hold memory the next stage may need).
+      if (stopping || options.fresh_workers || on_gpu)
+        it->second.channel.close();
       else
         idle[it->first] = std::move(it->second.channel);
       it = running.erase(it);  // releases the lock
@@ -550,7 +589,7 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
       if (const auto waiting = idle.find(pid); waiting != idle.end()) {
-        ::close(waiting->second.fd);
+        waiting->second.close();
         idle.erase(waiting);
         continue;
       }
@@ -560,7 +599,7 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
       const auto& job = plan.stages[index];
       // A line it wrote just before it ended still counts.
       const auto results = read_results(it->second.channel);
-      ::close(it->second.channel.fd);
+      it->second.channel.close();
       if (!results.empty()) {
         stage_finished(index, it->second.started, results.front());
       } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -599,9 +638,6 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     }
     if (running.empty() && (stopping || (!more && elsewhere.empty()))) break;
   }
-  // The waiting workers end when their socket closes.
-  for (const auto& [worker, channel] : idle) ::close(channel.fd);
-  for (const auto& [worker, channel] : idle) ::waitpid(worker, nullptr, 0);
   report(true);
   write_sweep_index(plan, options, trial_errors);
   return summary;
