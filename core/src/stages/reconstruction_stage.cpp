@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "../train/config_json.hpp"
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/eval/generative_metrics.hpp"
@@ -67,23 +68,7 @@ ReconstructionConfig ReconstructionConfig::from_json(const json& input, const st
     rest.erase("data_params");
   }
   if (rest.contains("lpips_weights")) {
-    const auto& files = rest.at("lpips_weights");
-    const auto bad = [&] {
-      return ConfigError(path +
-                         ".lpips_weights: expected a file name or a list of file names (LPIPS "
-                         "weights, docs/autoencoders.md), got " +
-                         files.dump());
-    };
-    if (files.is_string()) {
-      c.lpips_weights.push_back(files.get<std::string>());
-    } else if (files.is_array()) {
-      for (const auto& file : files) {
-        if (!file.is_string()) throw bad();
-        c.lpips_weights.push_back(file.get<std::string>());
-      }
-    } else {
-      throw bad();
-    }
+    c.lpips_weights = latentlab::detail::file_names(rest.at("lpips_weights"), path + ".lpips_weights");
     rest.erase("lpips_weights");
   }
   if (rest.contains("rfid")) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "config_json.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/params.hpp"
 #include "latentlab/strings.hpp"
@@ -42,14 +43,7 @@ Stage1LossConfig Stage1LossConfig::from_json(const nlohmann::json& json) {
   if (!given.is_object()) throw ConfigError("loss: expected a JSON object, got " + given.dump());
   Stage1LossConfig c;
   if (given.contains("perceptual_weights")) {
-    const auto& files = given.at("perceptual_weights");
-    const auto list = files.is_string() ? nlohmann::json::array({files}) : files;
-    if (!list.is_array())
-      throw ConfigError("loss.perceptual_weights: expected a file name or a list of file names");
-    for (const auto& f : list) {
-      if (!f.is_string()) throw ConfigError("loss.perceptual_weights: expected file names, got " + f.dump());
-      c.perceptual_weights.push_back(f.get<std::string>());
-    }
+    c.perceptual_weights = detail::file_names(given.at("perceptual_weights"), "loss.perceptual_weights");
     given.erase("perceptual_weights");
   }
   const auto p = loss_schema().validate(given, "loss", "loss");

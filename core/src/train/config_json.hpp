@@ -64,6 +64,22 @@ inline PluginChoice plugin_choice(const json& config, const std::string& key, co
   return choice;
 }
 
+// A list of files given as one name or a list of names ("perceptual_weights", "lpips_weights").
+// Throws ConfigError naming `where` for anything else.
+inline std::vector<std::string> file_names(const json& value, const std::string& where) {
+  const auto list = value.is_string() ? json::array({value}) : value;
+  const auto bad = [&] {
+    return ConfigError(where + ": expected a file name or a list of file names, got " + value.dump());
+  };
+  if (!list.is_array()) throw bad();
+  std::vector<std::string> names;
+  for (const auto& name : list) {
+    if (!name.is_string()) throw bad();
+    names.push_back(name.get<std::string>());
+  }
+  return names;
+}
+
 // The "data" section: {"dataset": NAME, "params": {...}, "hflip": bool}.
 inline void parse_data_section(const json& input, PluginChoice& data, bool& hflip) {
   if (!input.contains("data")) throw missing_key("", "data");
