@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "../train/config_json.hpp"
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/io/atomic_file.hpp"
@@ -369,8 +370,9 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
           auto [checked, fresh] = lpips_checked.try_emplace(list);
           if (fresh) {
             try {
-              const auto config = stages::ReconstructionConfig::from_json(block, "reconstruction");
-              stages::load_lpips(config.lpips_weights, "reconstruction.lpips_weights");
+              stages::load_lpips(
+                  latentlab::detail::file_names(block.at("lpips_weights"), "reconstruction.lpips_weights"),
+                  "reconstruction.lpips_weights");
             } catch (const ConfigError& e) {
               checked->second = e.what();
             }
