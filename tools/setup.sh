@@ -3,8 +3,10 @@
 # Idempotent: packages already installed are skipped; nothing runs when all are present.
 # Usage: tools/setup.sh            (as root, or with sudo available)
 #        tools/setup.sh --tests    also what only the tests use: Python's torch, with which they make
-#                                  reference outputs to compare LatentLab's networks against, and
-#                                  h5py, with which they read trial files as a user would
+#                                  reference outputs to compare LatentLab's networks against, h5py,
+#                                  with which they read trial files as a user would, headless
+#                                  Chromium, which opens the sweep report, and a TeX install with
+#                                  booktabs and siunitx, which compiles the LaTeX tables
 set -euo pipefail
 
 PACKAGES=(
@@ -18,10 +20,12 @@ PACKAGES=(
   libstb-dev                        # PNG/JPEG decoding and encoding
   zlib1g-dev                        # gzip-compressed IDX files (Fashion-MNIST)
   dataset-fashion-mnist             # real data for the quick start and tests
+  libplplot-dev plplot-driver-cairo # figures: PLplot's C++ binding, cairo drivers for SVG, PDF, PNG
 )
 
 if [ "${1:-}" = "--tests" ]; then
-  PACKAGES+=(python3-torch python3-numpy python3-h5py)
+  PACKAGES+=(python3-torch python3-numpy python3-h5py chromium
+             texlive-latex-base texlive-latex-recommended texlive-science)
 fi
 
 missing=()

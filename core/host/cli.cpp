@@ -52,7 +52,6 @@ bool parse_command_line(const std::string& command, const std::vector<std::strin
   return true;
 }
 
-
 int hardware_threads() {
   // The CPUs this process may run on (taskset, Slurm, cgroup cpusets), not all the machine has.
   cpu_set_t set;
@@ -156,6 +155,17 @@ nlohmann::json parse_parameter_overrides(const std::string& params_json,
     params[key] = parse_value(key, text);
   }
   return params;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto end = std::min(text.find(',', start), text.size());
+    if (end > start) items.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
 }
 
 std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const std::string& option) {

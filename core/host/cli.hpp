@@ -66,6 +66,9 @@ std::unique_ptr<registry::Registry> load_registry(const CommonOptions& common, b
 nlohmann::json parse_parameter_overrides(const std::string& params_json,
                                          const std::vector<std::string>& sets);
 
+// "f,weighting" -> {"f", "weighting"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& text);
+
 // "10,20,40" -> {10, 20, 40}; throws ConfigError naming `option` unless every item is an integer >= 1.
 std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const std::string& option);
 
@@ -75,7 +78,6 @@ std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const
 // Returns kOk when every check passed, else kFailure.
 int print_checks(const std::string& kind, const std::string& name, const nlohmann::json& params,
                  const std::vector<CheckResult>& results, bool as_json, bool details);
-
 
 // Number of hardware threads (at least 1).
 int hardware_threads();

@@ -19,6 +19,8 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "latentlab/analysis/report.hpp"
+#include "latentlab/analysis/results.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/io/atomic_file.hpp"
 #include "latentlab/strings.hpp"
@@ -106,7 +108,7 @@ int run_run(const Args& args) {
   CommonOptions common;
   std::string spec_path, results = "results", cache, only, device;
   int workers = 1;
-  bool dry_run = false, fresh_workers = false;
+  bool dry_run = false, fresh_workers = false, watch = false;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -116,6 +118,7 @@ int run_run(const Args& args) {
       ("fresh-workers", po::bool_switch(&fresh_workers), "a new worker process for every stage (by default a worker runs stage after stage)")
       ("only", po::value(&only), "run only this trial (its id, as --dry-run lists them)")
       ("dry-run", po::bool_switch(&dry_run), "print the trials and, per stage, cached or to run; run nothing")
+      ("watch", po::bool_switch(&watch), "rewrite the report (RESULTS/<name>/report/index.html) whenever a trial ends, not only when the sweep ends")
       ("device", po::value(&device), "auto, cpu, cuda or cuda:N (default: the spec's \"device\", else auto)");
   // clang-format on
   add_common_options(options, common);
@@ -124,14 +127,16 @@ int run_run(const Args& args) {
   po::variables_map vm;
   const std::string usage =
       "latentlab run SPEC.json [--results DIR] [--cache DIR] [--workers N] [--only TRIAL] [--dry-run] "
-      "[--device D] [--fresh-workers]";
+      "[--device D] [--fresh-workers] [--watch]";
   if (!parse_command_line(
           "run", args, options, positional, usage,
           "Runs a sweep (docs/spec.md): expands SPEC.json's axes into trials, validates every trial before "
           "anything runs (all problems at once), and runs each stage (autoencoder, latent statistics, "
           "denoiser, sample, eval, reconstruction) once, reusing finished stages from the cache. Writes "
-          "RESULTS/<name>/trials/<trial>.h5 (docs/hdf5-layout.md), sweep.json and summary.csv. Re-running "
-          "continues where a run stopped; `latentlab status RESULTS/<name>` shows where it stands.",
+          "RESULTS/<name>/trials/<trial>.h5 (docs/hdf5-layout.md), sweep.json and summary.csv; when it "
+          "ends, it prints the sweep's tables and writes its report (RESULTS/<name>/report/index.html, "
+          "docs/analysis.md). Re-running continues where a run stopped; `latentlab status RESULTS/<name>` "
+          "shows where it stands.",
           vm))
     return kOk;
   if (spec_path.empty()) throw ConfigError("run: which spec? Usage: " + usage);
@@ -179,6 +184,12 @@ int run_run(const Args& args) {
                     {"command_line", command_line("run", args)},
                     {"spec_file", fs::absolute(spec_path).string()}};
   run.registry = registry.get();
+  if (watch)  // at most every 30 s (a report of a large sweep takes a while); the last one at the end
+    run.on_trial_end = [folder = run.paths.folder, last = std::chrono::steady_clock::time_point()]() mutable {
+      if (std::chrono::steady_clock::now() - last < std::chrono::seconds(30)) return;
+      analysis::write_report(analysis::load_results(folder));
+      last = std::chrono::steady_clock::now();
+    };
   StopSignals signals;
   run.stop = &signals.stop();
   spdlog::info(
@@ -188,7 +199,21 @@ int run_run(const Args& args) {
       run.paths.folder.string());
   const auto summary = sweep::run_sweep(plan, run);
   std::cout << "\n";
-  print_summary(run.paths.folder / "summary.csv");
+  // The sweep's tables and its report, from the results folder as a user would read it.
+  std::string report_line;
+  try {
+    const auto results = analysis::load_results(run.paths.folder);
+    std::cout << analysis::summary_table(results);
+    const auto files = analysis::write_report(results);
+    report_line = "report: " + fs::absolute(files.html).lexically_normal().string() +
+                  " (open it in a browser; " + std::to_string(files.tables) + " tables, " +
+                  std::to_string(files.figures) + " figures, " + std::to_string(files.sample_grids) +
+                  " sample grids; also index.md)\n";
+  } catch (const std::exception& e) {
+    print_summary(run.paths.folder / "summary.csv");
+    report_line = "report: not written (" + std::string(e.what()) + "); `latentlab report " +
+                  run.paths.folder.string() + "` tries again\n";
+  }
   std::cout << "\nsweep " << plan.name << ": " << summary.trials_done << " of " << summary.trials
             << " trials done";
   if (summary.trials_failed) std::cout << ", " << summary.trials_failed << " failed";
@@ -196,7 +221,8 @@ int run_run(const Args& args) {
             << (summary.workers_started == 1 ? "" : "es") << "), " << summary.stages_reused
             << " reused from the cache";
   if (summary.stages_failed) std::cout << ", " << summary.stages_failed << " failed";
-  std::cout << "\nresults: " << run.paths.folder.string() << " (summary.csv, sweep.json, trials/*.h5)\n";
+  std::cout << "\nresults: " << run.paths.folder.string() << " (summary.csv, sweep.json, trials/*.h5)\n"
+            << report_line;
   for (const auto& failure : summary.failures) std::cout << "failed: " << failure << "\n";
   if (summary.interrupted) {
     std::cout << "interrupted; run the same command again to continue\n";
@@ -241,8 +267,15 @@ int run_one_stage(const std::string& job_path, const fs::path& dir, const fs::pa
   const stages::StageContext context{registry, resolve_device(record.value("device", std::string("auto"))),
                                      &stop};
   const bool resume = fs::exists(dir / "checkpoint.pt");
+  const auto started = std::chrono::steady_clock::now();
   const auto outcome = sweep::run_job(job, context, input_dirs, dir, resume);
   if (outcome.interrupted) return 3;  // the coordinator reads this as "stopped at a checkpoint"
+  // Its wall time (of the run that finished it), for the trial files' provenance.
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  write_text_atomically(
+      dir / "stage.json",
+      nlohmann::json{{"seconds", seconds}, {"resumed", resume}, {"device", context.device.str()}}.dump() +
+          "\n");
   // The finished folder appears at once, by one rename.
   fs::rename(dir, final_dir);
   return kOk;

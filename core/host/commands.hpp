@@ -23,6 +23,9 @@ int run_import_weights(const Args& args);
 int run_fid(const Args& args);
 int run_run(const Args& args);
 int run_status(const Args& args);
+int run_table(const Args& args);  // analysis: docs/analysis.md
+int run_plot(const Args& args);
+int run_report(const Args& args);
 int run_stage_worker(const Args& args);  // `stage-run`: a sweep worker (not listed)
 
 // `latentlab --version` text.

@@ -116,6 +116,45 @@ grep -q "^12 of 39 stages to run (autoencoder 0/3, denoiser 0/6, eval 6/12, late
 run "$work/tiny2.json" --results "$work/results" --workers 2 > "$work/tiny2.out" || fail "run with a second sampler"
 grep -q "stages: 12 run (2 worker processes)" "$work/tiny2.out" || { cat "$work/tiny2.out"; fail "expected 12 new stages in 2 workers"; }
 
+echo "== tables, a figure and the report of the finished sweep (docs/analysis.md)"
+grep -q "^| f | weighting | sampler | FID" "$work/tiny2.out" || { cat "$work/tiny2.out"; fail "run did not print the table"; }
+grep -q "^report: .*/results/tiny/report/index.html" "$work/tiny2.out" || fail "run did not write the report"
+"$host" table "$folder" --rows f,weighting --cols sampler --metrics fid,precision --format tex > "$work/table.tex" \
+  || fail "table --format tex"
+grep -q '\\toprule' "$work/table.tex" && grep -q '\\multicolumn{2}{c}{FID $\\downarrow$}' "$work/table.tex" \
+  || { cat "$work/table.tex"; fail "LaTeX table"; }
+[ "$(grep -c '\\\\$' "$work/table.tex")" -eq 8 ] || { cat "$work/table.tex"; fail "LaTeX: 2 header rows and 6 rows"; }
+"$host" table "$folder" --rows autoencoder.params.f,denoiser.weighting,sampler --metrics fid --format csv > "$work/table.csv"
+[ "$(wc -l < "$work/table.csv")" -eq 13 ] || { cat "$work/table.csv"; fail "csv: a header and 12 rows"; }
+"$host" plot "$folder" --x f --y fid --series weighting,sampler --log-x --out "$work/fid.svg" > "$work/plot.out" \
+  || fail "plot"
+"$py" - "$work/fid.json" <<'PY' || fail "plot data"
+import json, sys
+data = json.load(open(sys.argv[1]))
+assert len(data["series"]) == 4 and all(len(s["x"]) == 3 for s in data["series"]), data["series"]
+PY
+grep -q "</svg>" "$work/fid.svg" || fail "fid.svg is not a complete SVG"
+status=0
+"$host" table "$folder" --rows f --metrics fid > "$work/varies.out" 2>&1 || status=$?
+[ "$status" -eq 2 ] && grep -q "'weighting' takes several values" "$work/varies.out" \
+  || { cat "$work/varies.out"; fail "a dimension varying within a cell: exit 2 naming it"; }
+"$py" - "$folder" <<'PY' || fail "report"
+import json, os, re, sys
+import h5py
+folder = sys.argv[1]
+page = open(folder + "/report/index.html").read()
+images = re.findall(r'src="([^"]+)"', page)
+assert len(images) >= 12 + 5, images  # 6 trials x 2 samplers, and figures
+assert all(os.path.exists(folder + "/report/" + i) for i in images), [i for i in images if not os.path.exists(folder + "/report/" + i)]
+assert page.count('<table class="ablation">') == 2
+for name in ("fid-vs-f", "log-snr", "denoiser-train-loss"):
+    assert os.path.exists(folder + "/report/figures/" + name + ".pdf"), name
+with h5py.File(folder + "/trials/f=4,weighting=elbo,sampler=ddim.h5", "r") as f:
+    stages = json.loads(f.attrs["stages"])
+    assert {s["kind"] for s in stages} >= {"autoencoder", "denoiser", "sample"} and all(s["seconds"] > 0 for s in stages), stages
+print("report ok")
+PY
+
 echo "== a segfaulting sampler fails its trials, names the signal; the others finish (shared cache)"
 spec crash '"ddim", "fixture_segfault"' > "$work/crash.json"
 status=0
@@ -127,6 +166,8 @@ grep -q "killed by signal 11 (Segmentation fault) in sample (sampler 'fixture_se
   || { cat "$work/crash.out"; fail "the failure does not name the signal and the sampler"; }
 "$host" status "$work/results/crash" > "$work/status.out"
 grep -q "signal 11" "$work/status.out" && grep -q "6 done" "$work/status.out" || { cat "$work/status.out"; fail "status"; }
+"$host" table "$work/results/crash" --rows f,weighting,sampler --metrics fid > "$work/crash-table.md" || fail "table of a sweep with failures"
+[ "$(grep -c '| failed |' "$work/crash-table.md")" -eq 6 ] || { cat "$work/crash-table.md"; fail "6 failed cells"; }
 "$py" - "$work/results/crash" <<'PY' || fail "failed trial files"
 import glob, sys, h5py
 failed = [p for p in glob.glob(sys.argv[1] + "/trials/*.h5") if h5py.File(p, "r").attrs["status"] == "failed"]

@@ -1,6 +1,9 @@
 #include "latentlab/eval/classifier_training.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -8,10 +11,10 @@
 #include <vector>
 
 #include "latentlab/error.hpp"
+#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/io/images.hpp"
 #include "latentlab/io/sha256.hpp"
 #include "latentlab/strings.hpp"
-#include "latentlab/io/atomic_file.hpp"
 #include "latentlab/train/data_order.hpp"
 
 namespace latentlab::eval {
@@ -202,6 +205,19 @@ std::filesystem::path cached_feature_classifier(const std::filesystem::path& cac
   const auto train_hash = dataset_content_hash(train);
   key.update(train_hash + "\n" + dataset_content_hash(test));
   const auto path = cache_dir / "classifiers" / (key.hex_digest().substr(0, 16) + ".pt");
+  // One process trains a classifier; another that needs it meanwhile (a sweep's FID and rFID stages
+  // side by side) waits and reads it.
+  std::filesystem::create_directories(path.parent_path());
+  struct Lock {
+    int fd;
+    ~Lock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock{::open((path.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)};
+  if (lock.fd >= 0 && ::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) {
+    spdlog::info("another process is training the feature classifier {}; waiting for it", path.string());
+    ::flock(lock.fd, LOCK_EX);
+  }
   if (std::filesystem::exists(path)) {
     try {
       const auto info = read_classifier_file(path);

@@ -1,5 +1,7 @@
 #include "latentlab/io/atomic_file.hpp"
 
+#include <torch/torch.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -200,6 +200,19 @@ TrialFileInput trial_input(const Plan& plan, const TrialPlan& trial, const RunOp
       for (const auto& record : job["plugins"]) plugins.push_back(record);
   }
   in.plugins = plugins;
+  // Wall time of each finished stage (its stage.json), for the report's provenance.
+  json stage_times = json::array();
+  for (const auto index : trial.stages) {
+    const auto& job = plan.stages[index];
+    const auto dir = finished(static_cast<std::ptrdiff_t>(index));
+    if (!dir) continue;
+    const auto record = json::parse(read_text(*dir / "stage.json"), nullptr, false);
+    if (!record.is_object() || !record.contains("seconds")) continue;
+    json entry = {{"kind", job.kind}, {"key", job.key}, {"seconds", record["seconds"]}};
+    if (!job.label.empty()) entry["label"] = job.label;
+    stage_times.push_back(entry);
+  }
+  in.provenance["stages"] = stage_times;
   for (const auto& eval : trial.evals) {
     TrialFileInput::Eval e;
     e.label = eval.label;
@@ -238,14 +251,19 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
     needed.insert(plan.trials[t].stages.begin(), plan.trials[t].stages.end());
   }
   summary.trials = trials.size();
-  // The order ready stages start in: training stages (long, and everything after them waits for
-  // them) before the others, each in plan order.
+  // The order ready stages start in, each kind in plan order: latent statistics (seconds, and a
+  // denoiser waits for them); the long ones, so that none is left to run alone at the end: training
+  // stages (everything after them waits for them) and reconstructions (the first trains the feature
+  // classifier its rFID and every FID need, minutes on a CPU); then sampling, then the metrics.
   std::vector<std::size_t> start_order(needed.begin(), needed.end());
   std::stable_sort(start_order.begin(), start_order.end(), [&](std::size_t a, std::size_t b) {
-    const auto training = [&](std::size_t i) {
-      return plan.stages[i].kind == "autoencoder" || plan.stages[i].kind == "denoiser";
+    const auto rank = [&](std::size_t i) {
+      const auto& kind = plan.stages[i].kind;
+      if (kind == "latent_stats") return 0;
+      if (kind == "autoencoder" || kind == "denoiser" || kind == "reconstruction") return 1;
+      return kind == "sample" ? 2 : 3;
     };
-    return training(a) && !training(b);
+    return rank(a) < rank(b);
   });
   std::map<std::size_t, StageState> states;
   std::map<std::size_t, std::string> stage_errors;
@@ -385,7 +403,13 @@ RunSummary run_sweep(const Plan& plan, const RunOptions& options) {
                    paths.trial_file(trial.trial.id).string());
       changed = true;
     }
-    if (changed) write_sweep_index(plan, options, trial_errors);
+    if (!changed) return;
+    write_sweep_index(plan, options, trial_errors);
+    if (options.on_trial_end) try {
+        options.on_trial_end();
+      } catch (const std::exception& e) {
+        spdlog::warn("after a trial ended: {}", e.what());
+      }
   };
   const auto report = [&](bool force) {
     std::size_t done = 0, failed = 0;

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "latentlab/io/atomic_file.hpp"
+#include "latentlab/stages/sample_stage.hpp"
 #include "latentlab/sweep/runner.hpp"
 #include "runner_support.hpp"
 
@@ -113,10 +114,27 @@ void write_sweep_index(const Plan& plan, const RunOptions& options, const std::v
         status = state == StageState::Running ? "running" : "waiting";
     }
     if (!error.empty()) status = "failed";
+    // Each eval entry's sampler, steps and guider as the stage resolves them (defaults filled in), so
+    // that tables can place a trial before it ends.
+    json evals = json::array();
+    for (const auto& eval : trial.evals) {
+      const auto& job = plan.stages[eval.sample];
+      json entry = {{"label", eval.label}};
+      try {
+        const auto config = stages::SampleConfig::from_json(job.config, job.path);
+        entry["sampler"] = config.sampler.name;
+        entry["guider"] = config.guider.name;
+        entry["steps"] = config.steps;
+      } catch (const ConfigError&) {
+        // Validated when the plan was made; nothing to add.
+      }
+      evals.push_back(entry);
+    }
     json entry = {
         {"id", trial.trial.id},
         {"values", trial.trial.values},
         {"status", status},
+        {"evals", evals},
         {"stages", keys},
         {"file",
          fs::exists(paths.trial_file(trial.trial.id)) ? paths.trial_file(trial.trial.id).string() : ""}};
@@ -184,9 +202,17 @@ void write_sweep_index(const Plan& plan, const RunOptions& options, const std::v
   json axes = json::array();
   for (const auto& axis : plan.axes)
     axes.push_back({{"name", axis.name}, {"path", axis.path}, {"zip", axis.zip}, {"values", axis.values}});
-  const json index = {{"name", plan.name},    {"spec", options.spec}, {"axes", axes},
-                      {"trials", trials},     {"stages", stages},     {"cache", paths.cache.string()},
-                      {"updated", now_text()}};
+  const json index = {
+      {"name", plan.name},
+      {"description", options.spec.is_object() && options.spec.value("description", json()).is_string()
+                          ? options.spec["description"]
+                          : json("")},
+      {"spec", options.spec},
+      {"axes", axes},
+      {"trials", trials},
+      {"stages", stages},
+      {"cache", paths.cache.string()},
+      {"updated", now_text()}};
   fs::create_directories(paths.folder);
   write_text_atomically(paths.folder / "sweep.json", index.dump(2) + "\n");
   write_text_atomically(paths.folder / "summary.csv", csv.str());

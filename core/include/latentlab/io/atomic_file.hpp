@@ -4,9 +4,12 @@
 #include <functional>
 #include <string>
 
-#include <torch/torch.h>
-
 #include "latentlab/export.hpp"
+
+// Declared here so that code writing plain files does not compile LibTorch's headers.
+namespace torch::serialize {
+class OutputArchive;
+}
 
 namespace latentlab {
 

@@ -8,6 +8,7 @@
 // Trial files, sweep.json and summary.csv are written as trials end.
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct RunOptions {
   const std::atomic<bool>* stop = nullptr;       // Ctrl-C: workers checkpoint and stop, the run ends
   const registry::Registry* registry = nullptr;  // for the resolved configs recorded with each job
   bool fresh_workers = false;  // a new worker process for every stage (else a worker runs stage after stage)
+  // Called after a trial's file and sweep.json were written (`latentlab run --watch` refreshes the
+  // report); what it throws is logged, never ends the run.
+  std::function<void()> on_trial_end;
 };
 
 enum class StageState { Done, Failed, Running, Waiting };
