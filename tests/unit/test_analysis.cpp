@@ -377,10 +377,12 @@ TEST_F(AnalysisTest, ReportOpensInChromium) {
   const auto files = write_report(results(), out);
   const auto log = folder_ / "chromium.log";
   const auto dom = folder_ / "dom.html";
-  const auto command = "chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=" +
-                       (folder_ / "chromium-profile").string() +
-                       " --enable-logging=stderr --v=0 --virtual-time-budget=10000 --dump-dom file://" +
-                       fs::absolute(files.html).string() + " > " + dom.string() + " 2> " + log.string();
+  const auto command =
+      "chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
+      "--user-data-dir=" +
+      (folder_ / "chromium-profile").string() +
+      " --enable-logging=stderr --v=0 --virtual-time-budget=10000 --dump-dom file://" +
+      fs::absolute(files.html).string() + " > " + dom.string() + " 2> " + log.string();
   ASSERT_EQ(std::system(command.c_str()), 0) << read_file(log);
   const auto loaded = read_file(dom);
   const auto expected = std::to_string(files.figures + files.sample_grids);
