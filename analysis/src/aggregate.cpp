@@ -201,12 +201,19 @@ std::vector<Group> aggregate(const Results& results, const std::vector<std::stri
     }
   }
   if (!varying.empty()) {
+    // Named once: a dimension another one that varies already determines (the sampler, by the
+    // eval label) is fixed along with it.
+    std::vector<std::string> candidates;
+    for (const auto& dim : dimensions(results))
+      if (varying.count(dim)) candidates.push_back(dim);
+    const auto named = independent_dimensions(results, dims, candidates);
     std::vector<std::string> problems;
     for (const auto& [dim, values] : varying)
-      problems.push_back("'" + dim + "' takes several values (" +
-                         join(std::vector<std::string>(values.begin(), values.end())) + ") within one " +
-                         metric.name + " cell; group by it as well (--rows ...," + dim + " or --cols " + dim +
-                         ") or keep one value (--where " + dim + "=" + *values.begin() + ")");
+      if (std::find(named.begin(), named.end(), dim) != named.end() || named.empty())
+        problems.push_back("'" + dim + "' takes several values (" +
+                           join(std::vector<std::string>(values.begin(), values.end())) + ") within one " +
+                           metric.name + " cell; group by it as well (--rows ...," + dim + " or --cols " +
+                           dim + ") or keep one value (--where " + dim + "=" + *values.begin() + ")");
     throw ConfigErrors(problems);
   }
   std::vector<Group> groups;
