@@ -13,8 +13,8 @@ run() { echo; echo "\$ latentlab $*"; "$host" "$@"; }
 run --version
 run doctor || echo "(doctor found problems: see the fix lines above)"
 run plugins list
-run run experiments/quickstart.json --dry-run
-run run experiments/quickstart.json --workers 2
+run run quickstart --dry-run  # experiments/quickstart.json, built into the host
+run run quickstart --workers 2
 echo
 echo "Sample grids (one per trial and sampler) and reconstructions (original | reconstruction):"
 find results/quickstart/samples -name '*.png' | sort | sed 's/^/  /'

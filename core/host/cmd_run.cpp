@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 
+#include "builtin_specs.hpp"
 #include "cli.hpp"
 #include "commands.hpp"
 #include "latentlab/analysis/report.hpp"
@@ -35,11 +36,35 @@ namespace fs = std::filesystem;
 
 namespace {
 
-sweep::SpecJson read_spec(const std::string& path) {
+// The spec's text: the file `path`, or where no such file exists, the built-in spec of that name.
+struct SpecSource {
+  std::string text;
+  std::string origin;  // for provenance: the file's absolute path, or "built-in NAME (FILE)"
+};
+
+SpecSource read_spec_source(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (const auto* builtin = find_builtin_spec(path))
+      return {builtin->text, std::string("built-in ") + builtin->name + " (" + builtin->source + ")"};
+    std::vector<std::string> names;
+    for (const auto& spec : builtin_specs()) names.emplace_back(spec.name);
+    throw ConfigError("no spec file '" + path + "'" + did_you_mean(path, names) +
+                      " (nor a built-in spec of that name; built in: " + join(names) +
+                      ", e.g. `latentlab run quickstart`)");
+  }
+  if (fs::is_directory(path, ec))
+    throw ConfigError("spec '" + path + "' is a folder; give the spec's .json file");
   std::ifstream in(path);
   if (!in) throw ConfigError("cannot open spec file '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return {text.str(), fs::absolute(path).lexically_normal().string()};
+}
+
+sweep::SpecJson parse_spec(const SpecSource& source, const std::string& path) {
   try {
-    return sweep::SpecJson::parse(in);
+    return sweep::SpecJson::parse(source.text);
   } catch (const nlohmann::json::parse_error& e) {
     throw ConfigError("spec file '" + path + "' is not valid JSON: " + e.what());
   }
@@ -104,11 +129,17 @@ std::string command_line(const std::string& command, const Args& args) {
 
 }  // namespace
 
+const BuiltinSpec* find_builtin_spec(const std::string& name) {
+  for (const auto& spec : builtin_specs())
+    if (name == spec.name || name == std::string(spec.name) + ".json") return &spec;
+  return nullptr;
+}
+
 int run_run(const Args& args) {
   CommonOptions common;
   std::string spec_path, results = "results", cache, only, device;
   int workers = 1;
-  bool dry_run = false, fresh_workers = false, watch = false;
+  bool dry_run = false, fresh_workers = false, watch = false, print_spec = false;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -118,6 +149,7 @@ int run_run(const Args& args) {
       ("fresh-workers", po::bool_switch(&fresh_workers), "a new worker process for every stage (by default a worker runs stage after stage)")
       ("only", po::value(&only), "run only this trial (its id, as --dry-run lists them)")
       ("dry-run", po::bool_switch(&dry_run), "print the trials and, per stage, cached or to run; run nothing")
+      ("print-spec", po::bool_switch(&print_spec), "print the spec's JSON and exit (`latentlab run quickstart --print-spec > my.json` starts a spec of your own)")
       ("watch", po::bool_switch(&watch), "rewrite the report (RESULTS/<name>/report/index.html) whenever a trial ends, not only when the sweep ends")
       ("device", po::value(&device), "auto, cpu, cuda or cuda:N (default: the spec's \"device\", else auto)");
   // clang-format on
@@ -126,8 +158,8 @@ int run_run(const Args& args) {
   positional.add("spec", po::value(&spec_path));
   po::variables_map vm;
   const std::string usage =
-      "latentlab run SPEC.json [--results DIR] [--cache DIR] [--workers N] [--only TRIAL] [--dry-run] "
-      "[--device D] [--fresh-workers] [--watch]";
+      "latentlab run SPEC.json|quickstart [--results DIR] [--cache DIR] [--workers N] [--only TRIAL] "
+      "[--dry-run] [--print-spec] [--device D] [--fresh-workers] [--watch]";
   if (!parse_command_line(
           "run", args, options, positional, usage,
           "Runs a sweep (docs/spec.md): expands SPEC.json's axes into trials, validates every trial before "
@@ -136,13 +168,19 @@ int run_run(const Args& args) {
           "RESULTS/<name>/trials/<trial>.h5 (docs/hdf5-layout.md), sweep.json and summary.csv; when it "
           "ends, it prints the sweep's tables and writes its report (RESULTS/<name>/report/index.html, "
           "docs/analysis.md). Re-running continues where a run stopped; `latentlab status RESULTS/<name>` "
-          "shows where it stands.",
+          "shows where it stands. SPEC may also name a built-in spec: `quickstart` is "
+          "experiments/quickstart.json, built into the host.",
           vm))
     return kOk;
   if (spec_path.empty()) throw ConfigError("run: which spec? Usage: " + usage);
   if (workers < 1) throw ConfigError("--workers: must be >= 1, got " + std::to_string(workers));
   apply_logging(common);
-  const auto spec = read_spec(spec_path);
+  const auto source = read_spec_source(spec_path);
+  if (print_spec) {
+    std::cout << source.text;
+    return kOk;
+  }
+  const auto spec = parse_spec(source, spec_path);
   const auto expansion = sweep::expand(spec);
   const auto registry = load_registry(common);
   const int threads = apply_threads(common);
@@ -182,7 +220,7 @@ int run_run(const Args& args) {
                     {"libtorch_version", TORCH_VERSION},
                     {"host", host_name()},
                     {"command_line", command_line("run", args)},
-                    {"spec_file", fs::absolute(spec_path).string()}};
+                    {"spec_file", source.origin}};
   run.registry = registry.get();
   if (watch)  // at most every 30 s (a report of a large sweep takes a while); the last one at the end
     run.on_trial_end = [folder = run.paths.folder, last = std::chrono::steady_clock::time_point()]() mutable {

@@ -23,6 +23,18 @@ for spec in "$source"/experiments/*.json; do
   grep -q "stages to run" "$work/dry.out" || { cat "$work/dry.out"; fail "$spec: no stage count"; }
 done
 
+echo "== the quick start is built in: the same spec from any folder"
+(cd "$work" && "$host" run quickstart --print-spec > "$work/builtin.json")
+cmp "$work/builtin.json" "$source/experiments/quickstart.json" || fail "the built-in quickstart differs from experiments/quickstart.json"
+(cd "$work" && "$host" run quickstart --results "$work/dry" --dry-run > "$work/builtin-dry.out" 2>&1) \
+  || { cat "$work/builtin-dry.out"; fail "latentlab run quickstart --dry-run"; }
+(cd "$source" && "$host" run experiments/quickstart.json --results "$work/dry" --dry-run > "$work/file-dry.out" 2>&1)
+diff "$work/builtin-dry.out" "$work/file-dry.out" || fail "the built-in and the file's dry runs differ"
+status=0
+(cd "$work" && "$host" run quickstrat --dry-run > "$work/typo.out" 2>&1) || status=$?
+[ "$status" = 2 ] || fail "an unknown spec name: exit $status, not 2"
+grep -q "no spec file 'quickstrat'.*built in: quickstart" "$work/typo.out" || { cat "$work/typo.out"; fail "the unknown name's message"; }
+
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   echo "SKIP: dataset-fashion-mnist is not installed"
   exit 0
@@ -66,7 +78,7 @@ images = re.findall(r'src="([^"]+)"', page)
 missing = [i for i in images if not os.path.exists(os.path.join(folder, "report", i))]
 assert not missing, missing
 grids = [i for i in images if i.startswith("samples/")]
-assert len(grids) == 8, grids  # (f = 1, 2, 4 unweighted; f = 4 elbo) x 2 samplers
+assert len(grids) == 8, grids  # (f = 2, 4, 8 unweighted; f = 4 elbo) x 2 samplers
 assert page.count('<table class="ablation">') == 2
 assert os.path.exists(folder + "/report/index.md") and os.path.exists(folder + "/report/tables/samples.tex")
 print("report ok:", len(images), "images")
