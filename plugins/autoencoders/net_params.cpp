@@ -100,7 +100,11 @@ ParamSchema& add_net_params(ParamSchema& schema, std::int64_t z_channels, std::i
       .integer("embed_dim", embed_dim, "latent channels c (after quant_conv)", Range::at_least(1))
       .number("dropout", 0.0, "dropout inside the ResnetBlocks", Range{0.0, 1.0, false, true})
       .integer("norm_groups", 32, "GroupNorm groups (the reference: 32); every width must divide by it",
-               Range::at_least(1));
+               Range::at_least(1))
+      .choice("attn_type", "vanilla", {"vanilla", "none"},
+              "the reference's attention type: vanilla (self-attention in the middle block and at "
+              "attn_resolutions) or none (no attention anywhere; the middle block's spans every "
+              "position of the coarsest grid, all pixels at f = 1)");
 }
 
 nn::AutoencoderNetConfig net_config(const Params& params, Family family) {
@@ -116,6 +120,7 @@ nn::AutoencoderNetConfig net_config(const Params& params, Family family) {
   c.double_z = double_z;
   c.dropout = params.get_float("dropout");
   c.norm_groups = params.get_int("norm_groups");
+  c.attn_type = params.get_string("attn_type");
   c.validate(kPath);
   return c;
 }

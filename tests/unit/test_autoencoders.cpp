@@ -108,6 +108,39 @@ TEST(Autoencoders, BadParametersAreClearErrors) {
   EXPECT_THROW(make_builtin<Autoencoder>("kl", params), ConfigError);
 }
 
+// attn_type "none" (the reference's make_attn types): no attention parameters anywhere, the same
+// shapes, and every other parameter as with "vanilla"; an unknown type names the choices.
+TEST(Autoencoders, AttentionTypeNoneHasNoAttention) {
+  for (const std::string name : {"kl", "vq"}) {
+    SCOPED_TRACE(name);
+    auto vanilla_params = tiny_params(1, 32, name);  // f = 1: the middle block's attention over 1024 pixels
+    auto none_params = vanilla_params;
+    none_params["attn_type"] = "none";
+    const auto vanilla = make_builtin<Autoencoder>(name, vanilla_params);
+    const auto none = make_builtin<Autoencoder>(name, none_params);
+    std::size_t attention = 0;
+    for (const auto& item : vanilla->module().named_parameters()) {
+      const bool is_attention = item.key().find("attn") != std::string::npos;
+      attention += is_attention;
+      EXPECT_EQ(none->module().named_parameters().find(item.key()) != nullptr, !is_attention) << item.key();
+    }
+    EXPECT_GT(attention, 0u);
+    for (const auto& item : none->module().named_parameters())
+      EXPECT_EQ(item.key().find("attn"), std::string::npos) << item.key();
+    torch::NoGradGuard no_grad;
+    const auto x = images(2, 1, 32, 3);
+    EXPECT_EQ(none->reconstruct(x).sizes(), x.sizes());
+  }
+  auto params = tiny_params(2, 32, "kl");
+  params["attn_type"] = "linear";
+  try {
+    make_builtin<Autoencoder>("kl", params);
+    FAIL() << "expected an error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("vanilla"), std::string::npos) << e.what();
+  }
+}
+
 // tiny_params without ch_mult (so `f`, when given, picks the preset) and without attention.
 json tiny_f_params(std::optional<std::int64_t> f, const std::string& name) {
   auto params = tiny_params(1, 32, name);

@@ -100,6 +100,19 @@ TEST(ReferenceImport, ConfigsInEitherLayout) {
   bad["model"]["params"]["first_stage_config"]["params"]["ddconfig"]["double_z"] = false;
   EXPECT_THROW(io::reference_autoencoder(bad), ConfigError);
   EXPECT_THROW(io::reference_autoencoder({{"params", json::object()}}), ConfigError);
+  // attn_type: "none" is built (no attention anywhere) and carried over; "linear" is refused.
+  auto no_attention = ldm;
+  no_attention["model"]["params"]["first_stage_config"]["params"]["ddconfig"]["attn_type"] = "none";
+  EXPECT_EQ(io::reference_autoencoder(no_attention).choice.params.at("attn_type"), "none");
+  auto linear = ldm;
+  linear["model"]["params"]["first_stage_config"]["params"]["ddconfig"]["attn_type"] = "linear";
+  try {
+    io::reference_autoencoder(linear);
+    FAIL() << "expected an error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("attn_type = \"linear\" is not supported"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ReferenceImport, UNetKeysAndLitEmaNames) {

@@ -37,11 +37,11 @@ ReferenceAutoencoder reference_autoencoder(json config) {
     const auto& dd = params.at("ddconfig");
     if (!dd.is_object()) throw ConfigError("--config: params.ddconfig must be a JSON object");
     // Variants of the reference networks LatentLab does not build: refuse rather than import wrongly.
-    const std::vector<std::pair<const char*, json>> unsupported = {{"attn_type", "vanilla"},
-                                                                   {"use_linear_attn", false},
-                                                                   {"resamp_with_conv", true},
-                                                                   {"tanh_out", false},
-                                                                   {"give_pre_end", false}};
+    if (dd.contains("attn_type") && dd.at("attn_type") != "vanilla" && dd.at("attn_type") != "none")
+      throw ConfigError("--config: ddconfig.attn_type = " + dd.at("attn_type").dump() +
+                        " is not supported (LatentLab builds \"vanilla\" and \"none\")");
+    const std::vector<std::pair<const char*, json>> unsupported = {
+        {"use_linear_attn", false}, {"resamp_with_conv", true}, {"tanh_out", false}, {"give_pre_end", false}};
     for (const auto& [key, supported] : unsupported)
       if (dd.contains(key) && dd.at(key) != supported)
         throw ConfigError("--config: ddconfig." + std::string(key) + " = " + dd.at(key).dump() +
@@ -54,7 +54,7 @@ ReferenceAutoencoder reference_autoencoder(json config) {
       throw ConfigError("--config: ddconfig.out_ch must equal in_channels");
     PluginChoice choice{vq ? "vq" : "kl", json::object()};
     for (const char* key : {"ch", "ch_mult", "num_res_blocks", "attn_resolutions", "resolution",
-                            "in_channels", "z_channels", "dropout", "norm_groups"})
+                            "in_channels", "z_channels", "dropout", "norm_groups", "attn_type"})
       if (dd.contains(key)) choice.params[key] = dd.at(key);
     for (const char* key : {"embed_dim", "n_embed"})
       if (params.contains(key)) choice.params[key] = params.at(key);

@@ -33,6 +33,8 @@ void AutoencoderNetConfig::validate(const std::string& path) const {
                         std::to_string(m) + " does not; pick ch a multiple of " +
                         std::to_string(norm_groups) + " or lower norm_groups");
   if (dropout < 0 || dropout >= 1) throw ConfigError(key("dropout") + ": must be in [0, 1)");
+  if (attn_type != "vanilla" && attn_type != "none")
+    throw ConfigError(key("attn_type") + ": got '" + attn_type + "'; expected 'vanilla' or 'none'");
 }
 
 namespace {
@@ -151,22 +153,23 @@ struct Level {
 
 struct Middle {
   ResnetBlock block_1{nullptr}, block_2{nullptr};
-  AttnBlock attn_1{nullptr};
+  AttnBlock attn_1{nullptr};  // none with attn_type "none"
 
   Middle(torch::nn::Module& parent, std::int64_t width, const AutoencoderNetConfig& c) {
     auto mid = container(parent, "mid");
     block_1 = mid->register_module("block_1", ResnetBlock(width, width, c.dropout, c.norm_groups));
-    attn_1 = mid->register_module("attn_1", AttnBlock(width, c.norm_groups));
+    if (c.attn_type == "vanilla") attn_1 = mid->register_module("attn_1", AttnBlock(width, c.norm_groups));
     block_2 = mid->register_module("block_2", ResnetBlock(width, width, c.dropout, c.norm_groups));
   }
   torch::Tensor forward(const torch::Tensor& h) {
-    return block_2->forward(attn_1->forward(block_1->forward(h)));
+    const auto mid = block_1->forward(h);
+    return block_2->forward(attn_1 ? attn_1->forward(mid) : mid);
   }
 };
 
 bool has_attention(const AutoencoderNetConfig& c, std::int64_t resolution) {
-  return std::find(c.attn_resolutions.begin(), c.attn_resolutions.end(), resolution) !=
-         c.attn_resolutions.end();
+  return c.attn_type == "vanilla" && std::find(c.attn_resolutions.begin(), c.attn_resolutions.end(),
+                                               resolution) != c.attn_resolutions.end();
 }
 
 // Registers level `index` under `list` ("down" or "up") with `count` blocks from width in to out.

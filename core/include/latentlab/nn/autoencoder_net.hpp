@@ -5,6 +5,7 @@
 // Module and parameter names equal the reference state-dict keys (`conv_in`, `down.0.block.1.norm1`,
 // `down.0.downsample.conv`, `mid.attn_1.q`, `up.2.upsample.conv`, `norm_out`, `conv_out`).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -26,6 +27,10 @@ struct LATENTLAB_API AutoencoderNetConfig {
   bool double_z = true;  // the encoder outputs 2 z_channels (mean and log-variance)
   double dropout = 0.0;
   std::int64_t norm_groups = 32;  // GroupNorm groups (the reference: 32); every width must divide by it
+  // The reference's make_attn types: "vanilla" (single-head self-attention in the middle block and at
+  // attn_resolutions) or "none" (no attention anywhere: at f = 1 the middle block's attention would
+  // run over every pixel).
+  std::string attn_type = "vanilla";
 
   std::int64_t levels() const { return static_cast<std::int64_t>(ch_mult.size()); }
   std::int64_t downsampling_factor() const { return std::int64_t{1} << (levels() - 1); }
