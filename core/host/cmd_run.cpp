@@ -36,6 +36,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The built-in spec called `name` (also matched as NAME.json), or nullptr.
+const BuiltinSpec* find_builtin_spec(const std::string& name) {
+  for (const auto& spec : builtin_specs())
+    if (name == spec.name || name == std::string(spec.name) + ".json") return &spec;
+  return nullptr;
+}
+
 // The spec's text: the file `path`, or where no such file exists, the built-in spec of that name.
 struct SpecSource {
   std::string text;
@@ -128,12 +135,6 @@ std::string command_line(const std::string& command, const Args& args) {
 }
 
 }  // namespace
-
-const BuiltinSpec* find_builtin_spec(const std::string& name) {
-  for (const auto& spec : builtin_specs())
-    if (name == spec.name || name == std::string(spec.name) + ".json") return &spec;
-  return nullptr;
-}
 
 int run_run(const Args& args) {
   CommonOptions common;
