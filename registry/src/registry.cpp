@@ -265,9 +265,22 @@ std::string Registry::failed_notes(const std::string& kind, const std::string& n
   return join(notes, "\n");
 }
 
+const Entry& Registry::find_at(const std::string& kind, const std::string& name,
+                               const std::string& path) const {
+  try {
+    return find(kind, name);
+  } catch (const ConfigError& e) {
+    // "weighting.params" is where the parameters are; the name stands beside them, at "weighting".
+    const std::string suffix = ".params";
+    if (path.size() > suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0)
+      throw ConfigError(path.substr(0, path.size() - suffix.size()) + ": " + e.what());
+    throw;
+  }
+}
+
 nlohmann::json Registry::resolved_params(const std::string& kind, const std::string& name,
                                          const nlohmann::json& params, const std::string& path) const {
-  return find(kind, name).info.schema.validate(params, path, kind + " '" + name + "'").json();
+  return find_at(kind, name, path).info.schema.validate(params, path, kind + " '" + name + "'").json();
 }
 
 std::string Registry::file_sha256(const std::filesystem::path& file) const {
@@ -288,7 +301,7 @@ std::string Registry::file_sha256(const std::filesystem::path& file) const {
 
 Registry::Erased Registry::create_erased(const std::string& kind, const std::string& name,
                                          const nlohmann::json& params, const std::string& path) const {
-  const Entry& entry = find(kind, name);
+  const Entry& entry = find_at(kind, name, path);
   const std::string owner = kind + " '" + name + "'";
   const Params resolved = entry.info.schema.validate(params, path, owner);
   try {

@@ -200,6 +200,21 @@ TEST(Registry, MissingPluginErrorSuggestsAndNamesFailedLibraries) {
     expect_contains(message, "available schedule plugins: fixture_constant");
     expect_contains(message, "fixture_wrong_api.so was not loaded: incompatible SDK API version");
   }
+  // Asked for where a spec puts it, the error starts with that place.
+  for (const bool validate_only : {false, true}) {
+    try {
+      if (validate_only)
+        registry.resolved_params("schedule", "fixture_constnt", nlohmann::json::object(),
+                                 "denoiser.schedule.params");
+      else
+        registry.create<Schedule>("fixture_constnt", nlohmann::json::object(), "denoiser.schedule.params");
+      FAIL() << "no exception";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(
+          std::string(e.what()).rfind("denoiser.schedule: no schedule plugin named 'fixture_constnt'", 0), 0u)
+          << e.what();
+    }
+  }
 }
 
 TEST(Registry, RequestForAPluginOfARejectedLibraryNamesTheReason) {

@@ -142,6 +142,9 @@ class Registry {
   };
   Erased create_erased(const std::string& kind, const std::string& name, const nlohmann::json& params,
                        const std::string& path) const;
+  // find() for a plugin whose parameters are at `path` ("weighting.params"): an unknown name's error
+  // starts with where it was asked for ("weighting: no weighting plugin named ...").
+  const Entry& find_at(const std::string& kind, const std::string& name, const std::string& path) const;
   void fail(const std::filesystem::path& file, std::string reason, std::string name = {},
             std::vector<std::string> provides = {});
 
