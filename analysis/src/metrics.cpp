@@ -18,6 +18,10 @@ const std::vector<MetricInfo>& metric_catalogue() {
       {"precision", "Precision", "", Better::Higher, Level::Eval, "Prec.", true},
       {"recall", "Recall", "", Better::Higher, Level::Eval, "Rec.", true},
       {"throughput", "Throughput", "samples/s", Better::Higher, Level::Eval, "Throughput", true},
+      // Task metrics of conditioned models (docs/conditioning.md).
+      {"accuracy", "Accuracy", "", Better::Higher, Level::Eval, "Acc.", true},
+      {"ref_psnr", "PSNR (ref.)", "dB", Better::Higher, Level::Eval, "PSNR (ref.)", true},
+      {"ref_ssim", "SSIM (ref.)", "", Better::Higher, Level::Eval, "SSIM (ref.)", true},
       {"sampling_seconds", "Sampling time", "s", Better::Lower, Level::Eval, "Sampling time"},
       {"nfe", "NFE", "", Better::Neither, Level::Eval, "NFE"},
       {"kid_std", "KID std", "", Better::Neither, Level::Eval, "KID std"},

@@ -148,6 +148,9 @@ void read_trial_file(TrialResult& trial) {
                                                          {"precision", "precision"},
                                                          {"recall", "recall"},
                                                          {"nfe", "nfe"},
+                                                         {"accuracy", "accuracy"},
+                                                         {"ref_psnr", "ref_psnr"},
+                                                         {"ref_ssim", "ref_ssim"},
                                                          {"samples_per_second", "throughput"},
                                                          {"sampling_seconds", "sampling_seconds"}};
     for (const auto& [from, to] : names)

@@ -117,6 +117,8 @@ int run_checks(const registry::Registry& registry, const registry::Entry& entry,
     results = check_autoencoder([&] { return checked(registry.create<Autoencoder>(name, params, path)); });
   else if (kind == FeatureExtractor::kKind)
     results = check_feature_extractor(*checked(registry.create<FeatureExtractor>(name, params, path)));
+  else if (kind == Conditioner::kKind)
+    results = check_conditioner([&] { return checked(registry.create<Conditioner>(name, params, path)); });
   else if (kind == Sampler::kKind)
     results = bench_checks(registry, *checked(registry.create<Sampler>(name, params, path)), name);
   else

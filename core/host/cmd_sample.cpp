@@ -20,7 +20,7 @@ struct SampleOptions {
   std::string checkpoint, out, device = "auto";
   std::string sampler = "ddim", sampler_params, guider = "none", guider_params, latent_size, target, mask;
   std::string init_latents;
-  std::vector<std::string> sampler_sets, guider_sets;
+  std::vector<std::string> sampler_sets, guider_sets, prompts;
   std::string clip_x0 = "auto";
   std::int64_t steps = 50, count = 16, batch = 16, label = -1, columns = 0;
   double scale = 0;
@@ -57,6 +57,9 @@ int run_sample(const Args& args) {
       ("latent-size", po::value(&o.latent_size),
        "SIZE or HxW of the latents; larger than trained is allowed (convolutional sampling, Sec. 4.3.2)")
       ("class", po::value(&o.label), "class label for a class-conditional model (default: cycle through all)")
+      ("prompt", po::value(&o.prompts)->composing(),
+       "caption for a text-conditional model; repeatable, cycled through (default: captions naming each "
+       "class with templates the model never saw)")
       ("columns", po::value(&o.columns)->default_value(0), "columns of the PNG grid (0: about sqrt(count))")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
       ("out", po::value(&o.out), "output folder (default: the run's folder/samples)");
@@ -86,24 +89,26 @@ int run_sample(const Args& args) {
   const auto registry = load_registry(common);
   apply_threads(common);
 
-  nlohmann::json spec = {{"sampler", {{"name", o.sampler},
-                                      {"params", parse_parameter_overrides(o.sampler_params, o.sampler_sets)}}},
-                         {"guider", {{"name", o.guider},
-                                     {"params", parse_parameter_overrides(o.guider_params, o.guider_sets)}}},
-                         {"steps", o.steps},
-                         {"count", o.count},
-                         {"batch", o.batch},
-                         {"seed", o.seed},
-                         {"clip_x0", o.clip_x0},
-                         {"class", o.label},
-                         {"columns", o.columns},
-                         {"target", o.target},
-                         {"mask", o.mask},
-                         {"init_latents", o.init_latents}};
+  nlohmann::json spec = {
+      {"sampler",
+       {{"name", o.sampler}, {"params", parse_parameter_overrides(o.sampler_params, o.sampler_sets)}}},
+      {"guider", {{"name", o.guider}, {"params", parse_parameter_overrides(o.guider_params, o.guider_sets)}}},
+      {"steps", o.steps},
+      {"count", o.count},
+      {"batch", o.batch},
+      {"seed", o.seed},
+      {"clip_x0", o.clip_x0},
+      {"class", o.label},
+      {"columns", o.columns},
+      {"target", o.target},
+      {"mask", o.mask},
+      {"init_latents", o.init_latents}};
   if (!o.latent_size.empty()) spec["latent_size"] = o.latent_size;
+  if (!o.prompts.empty()) spec["prompts"] = o.prompts;
   if (vm.count("scale")) {
     if (!registry->find(Guider::kKind, o.guider).info.schema.find("scale"))
-      throw ConfigError("--scale: guider '" + o.guider + "' has no scale; use --guider cfg or --guider posthoc");
+      throw ConfigError("--scale: guider '" + o.guider +
+                        "' has no scale; use --guider cfg or --guider posthoc");
     spec["guider"]["params"]["scale"] = o.scale;
   }
   auto config = stages::SampleConfig::from_json(spec, "sample");
@@ -111,7 +116,7 @@ int run_sample(const Args& args) {
 
   const auto device = resolve_device(o.device, "--device");
   const std::filesystem::path checkpoint(o.checkpoint);
-  const auto out = !o.out.empty() ? std::filesystem::path(o.out)
+  const auto out = !o.out.empty()                              ? std::filesystem::path(o.out)
                    : std::filesystem::is_directory(checkpoint) ? checkpoint / "samples"
                                                                : checkpoint.parent_path() / "samples";
   const stages::StageContext context{*registry, device};

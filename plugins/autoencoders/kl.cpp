@@ -25,6 +25,7 @@ class KLAutoencoder : public FirstStage {
     const auto posterior = encode_posterior(x);
     return sample_latent_ ? posterior.sample(generator) : posterior.mean;
   }
+  torch::Tensor encode_mode(const torch::Tensor& x) override { return encode_posterior(x).mean; }
   torch::Tensor decode(const torch::Tensor& z) override { return decoder_output(z); }
   torch::Tensor reconstruct(const torch::Tensor& x) override { return decode(encode_posterior(x).mean); }
 

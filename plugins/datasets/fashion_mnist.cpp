@@ -7,6 +7,7 @@
 
 #include "common.hpp"
 #include "idx_file.hpp"
+#include "latentlab/conditioning/captions.hpp"
 #include "latentlab/error.hpp"
 
 namespace latentlab::datasets {
@@ -45,7 +46,8 @@ class FashionMnist final : public Dataset {
   explicit FashionMnist(const Params& params)
       : resolution_(params.get_int("resolution")),
         channels_(checked_channels(params.get_int("channels"))),
-        pad_(params.get_string("fit") == "pad") {
+        pad_(params.get_string("fit") == "pad"),
+        captions_(params.get_string("captions") == "templates") {
     if (pad_ && resolution_ < kSide)
       throw ConfigError("resolution " + std::to_string(resolution_) +
                         " is smaller than the 28 x 28 images, " +
@@ -88,6 +90,15 @@ class FashionMnist final : public Dataset {
   std::int64_t resolution() const override { return resolution_; }
   std::int64_t num_classes() const override { return kNumClasses; }
   std::vector<std::string> class_names() const override { return fashion_class_names(); }
+  bool has_captions() const override { return captions_; }
+  // Captioned Fashion-MNIST (docs/conditioning.md): a training template naming the class, chosen by
+  // the example's index.
+  std::string caption(std::int64_t index) const override {
+    if (!captions_) return Dataset::caption(index);
+    if (index < 0 || index >= size())
+      throw Error("example " + std::to_string(index) + " is outside [0, " + std::to_string(size()) + ")");
+    return example_caption(index, fashion_class_names()[labels_[index].item<std::int64_t>()]);
+  }
 
   Batch get_batch(const std::vector<std::int64_t>& indices) const override {
     const torch::Tensor index = checked_index(indices, size());             // [B]
@@ -100,7 +111,10 @@ class FashionMnist final : public Dataset {
       images = resize_square(images, resolution_);  // [B, 1, R, R]
     }
     if (channels_ == 3) images = images.expand({-1, 3, -1, -1}).contiguous();  // [B, 3, R, R]
-    return {images, labels_.index_select(0, index).to(torch::kInt64)};
+    Batch batch{images, labels_.index_select(0, index).to(torch::kInt64), {}};
+    if (captions_)
+      for (const auto i : indices) batch.captions.push_back(caption(i));
+    return batch;
   }
 
  private:
@@ -110,7 +124,8 @@ class FashionMnist final : public Dataset {
   torch::Tensor labels_;  // [N] uint8 in [0, 10)
   std::int64_t resolution_;
   std::int64_t channels_;
-  bool pad_;  // centre-pad (else interpolate)
+  bool pad_;       // centre-pad (else interpolate)
+  bool captions_;  // captions from the class names
 };
 
 }  // namespace
@@ -124,7 +139,10 @@ ParamSchema fashion_mnist_schema() {
               "pad: centre the 28 x 28 image on a -1 background (resolution >= 28); resize: interpolate "
               "(area when shrinking, bilinear when enlarging)")
       .integer("channels", 1, "1 (grey) or 3 (the grey channel repeated as RGB)", Range::closed(1, 3))
-      .integer("limit", 0, "use only the first N examples (0: all)", Range::at_least(0));
+      .integer("limit", 0, "use only the first N examples (0: all)", Range::at_least(0))
+      .choice("captions", "none", {"none", "templates"},
+              "templates: caption every example with one of ten templates naming its class (\"a photo of "
+              "a coat\"), for text-to-image offline");
 }
 
 std::unique_ptr<Dataset> make_fashion_mnist(const Params& params) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -86,6 +87,7 @@ class ImageFolder final : public Dataset {
                     "); remove or replace it");
     }
     if (params.get_bool("labels")) assign_labels(root);
+    if (const auto captions = params.get_string("captions"); !captions.empty()) read_captions(root, captions);
   }
 
   std::int64_t size() const override { return static_cast<std::int64_t>(files_.size()); }
@@ -93,6 +95,13 @@ class ImageFolder final : public Dataset {
   std::int64_t resolution() const override { return resolution_; }
   std::int64_t num_classes() const override { return static_cast<std::int64_t>(classes_.size()); }
   std::vector<std::string> class_names() const override { return classes_; }
+  bool has_captions() const override { return !captions_.empty(); }
+  std::string caption(std::int64_t index) const override {
+    if (captions_.empty()) return Dataset::caption(index);
+    if (index < 0 || index >= size())
+      throw Error("example " + std::to_string(index) + " is outside [0, " + std::to_string(size()) + ")");
+    return captions_[static_cast<std::size_t>(index)];
+  }
 
   Batch get_batch(const std::vector<std::int64_t>& indices) const override {
     const torch::Tensor index = checked_index(indices, size());  // [B]
@@ -103,6 +112,8 @@ class ImageFolder final : public Dataset {
     batch.images = images.empty() ? torch::empty({0, channels_, resolution_, resolution_})
                                   : torch::cat(images);                    // [B, C, R, R]
     if (!classes_.empty()) batch.labels = labels_.index_select(0, index);  // [B]
+    if (!captions_.empty())
+      for (const std::int64_t i : indices) batch.captions.push_back(captions_[static_cast<std::size_t>(i)]);
     return batch;
   }
 
@@ -131,6 +142,45 @@ class ImageFolder final : public Dataset {
     labels_ = torch::tensor(labels, torch::kInt64);  // [N]
   }
 
+  // The captions file: one `path<TAB>caption` line per image, the path relative to root with '/'
+  // between folders; empty lines and lines starting with '#' are skipped. Every image needs a caption.
+  void read_captions(const fs::path& root, const fs::path& name) {
+    const fs::path file = name.is_absolute() ? name : root / name;
+    std::ifstream in(file);
+    if (!in)
+      throw ConfigError(
+          "captions file " + file.string() + " cannot be read" +
+          (fs::exists(file) ? "" : " (it does not exist)") +
+          "; give a file of `path<TAB>caption` lines (a relative name is looked up under root)");
+    std::map<std::string, std::string> by_path;
+    std::string line;
+    for (std::int64_t number = 1; std::getline(in, line); ++number) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line.front() == '#') continue;
+      const auto tab = line.find('\t');
+      if (tab == std::string::npos || tab == 0)
+        throw ConfigError(file.string() + ":" + std::to_string(number) +
+                          ": expected `path<TAB>caption`, got \"" + line + "\"");
+      const auto path = fs::path(line.substr(0, tab)).lexically_normal().generic_string();
+      if (!by_path.emplace(path, line.substr(tab + 1)).second)
+        throw ConfigError(file.string() + ":" + std::to_string(number) + ": a second caption for " + path);
+    }
+    captions_.reserve(files_.size());
+    for (const auto& image : files_) {
+      const auto relative = image.lexically_relative(root).generic_string();
+      const auto it = by_path.find(relative);
+      if (it == by_path.end())
+        throw ConfigError("captions file " + file.string() + " has no caption for " + relative +
+                          "; add a line `" + relative + "<TAB>caption`, or remove the image");
+      captions_.push_back(it->second);
+      by_path.erase(it);
+    }
+    if (!by_path.empty())
+      throw ConfigError("captions file " + file.string() + " names " + by_path.begin()->first +
+                        ", which is not an image under " + root.string() +
+                        "; fix the path or remove the line");
+  }
+
   // One image: decoded with `channels_` channels, centre-cropped to a square, resized.
   // -> [1, C, R, R] float32 in [-1, 1]
   torch::Tensor load(const fs::path& file) const {
@@ -150,9 +200,10 @@ class ImageFolder final : public Dataset {
     return resize_square(image, resolution_);                   // [1, C, R, R]
   }
 
-  std::vector<fs::path> files_;       // sorted
-  std::vector<std::string> classes_;  // sorted; empty without labels
-  torch::Tensor labels_;              // [N] int64, undefined without labels
+  std::vector<fs::path> files_;        // sorted
+  std::vector<std::string> classes_;   // sorted; empty without labels
+  torch::Tensor labels_;               // [N] int64, undefined without labels
+  std::vector<std::string> captions_;  // in the order of files_; empty without captions
   std::int64_t resolution_;
   std::int64_t channels_;
 };
@@ -165,7 +216,10 @@ ParamSchema image_folder_schema() {
       .integer("resolution", 64, "side of the square images produced (centre crop, then resize)",
                Range::at_least(1))
       .integer("channels", 3, "1: grey (stb's luma); 3: RGB (alpha dropped)", Range::closed(1, 3))
-      .boolean("labels", false, "label each image by its first-level sub-folder (classes sorted by name)");
+      .boolean("labels", false, "label each image by its first-level sub-folder (classes sorted by name)")
+      .string("captions", std::string(),
+              "a file of `path<TAB>caption` lines, one per image (a relative name is looked up under root); "
+              "empty: no captions");
 }
 
 std::unique_ptr<Dataset> make_image_folder(const Params& params) {

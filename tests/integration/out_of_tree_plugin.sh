@@ -50,6 +50,13 @@ cat "$work/rk2.txt"
 order=$(awk '$1 == 40 && $2 == 79 {print $6}' "$work/rk2.txt")
 awk -v o="$order" 'BEGIN {exit !(o > 1.7 && o < 2.6)}' || { echo "rk2: order '$order' is not near 2"; exit 1; }
 
+echo "== the docs' conditioner example builds out of tree and passes the conditioner checks"
+cmake -S "$src/docs/examples/conditioner-plugin" -B "$work/conditioner" "${generator[@]}" \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/conditioner-configure.log"
+cmake --build "$work/conditioner" > "$work/conditioner-build.log"
+"$host" plugins list --plugin-path "$work/conditioner" | grep -q "conditioner *edges *1.0.0"
+"$host" plugins check edges --plugin-path "$work/conditioner"
+
 echo "== a stripped install (cmake --install --strip) still loads"
 cmake --install "$build" --prefix "$work/stripped" --strip > /dev/null
 "$work/stripped/bin/latentlab" plugins list | grep -q "schedule *cosine"

@@ -8,9 +8,9 @@
 
 #include "latentlab/latent/autoencoder_file.hpp"
 #include "latentlab/latent/latent_codec.hpp"
+#include "latentlab/latent/latent_stats.hpp"
 #include "latentlab/train/autoencoder_trainer.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
-#include "latentlab/latent/latent_stats.hpp"
 #include "support/builtin_plugins.hpp"
 
 namespace latentlab {
@@ -36,7 +36,7 @@ class SmoothImages : public Dataset {
   std::int64_t resolution() const override { return images_.size(2); }
   std::int64_t num_classes() const override { return 0; }
   Batch get_batch(const std::vector<std::int64_t>& indices) const override {
-    return {images_.index_select(0, torch::tensor(indices, torch::kLong)), {}};
+    return {images_.index_select(0, torch::tensor(indices, torch::kLong)), {}, {}};
   }
 
  private:
@@ -251,8 +251,11 @@ TEST(LatentDiffusion, DenoiserTrainsOnRescaledLatentsAndKeepsItsAutoencoder) {
                  {"train", {{"steps", 3}, {"batch_size", 4}, {"log_every", 1}, {"ema_decay", 0}}},
                  {"eval", {{"every", 0}, {"samples", 8}, {"strata", 1}, {"batch_size", 8}}}};
   DenoiserTrainerParts parts{std::make_shared<SmoothImages>(32, 16, 5),
-                             std::make_shared<SmoothImages>(8, 16, 6), make_builtin<Schedule>("linear"),
-                             make_builtin<LossWeighting>("unweighted"), codec};
+                             std::make_shared<SmoothImages>(8, 16, 6),
+                             make_builtin<Schedule>("linear"),
+                             make_builtin<LossWeighting>("unweighted"),
+                             codec,
+                             nullptr};
   StopAfter sink(nullptr, 0);
   std::atomic<bool> never{false};
   DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts, sink).run(never);

@@ -244,6 +244,9 @@ TEST(Cli, PluginsCheckRunsTheSamplerBench) {
   const auto guider = run("plugins check cfg --set scale=3", false);
   EXPECT_EQ(guider.status, 0) << guider.out;
   expect_contains(guider.out, "[pass] the same inputs give the same eps_hat");
+  const auto conditioner = run("plugins check tokens --set dim=16 --set heads=2", false);
+  EXPECT_EQ(conditioner.status, 0) << conditioner.out;
+  expect_contains(conditioner.out, "[pass] dropped rows get one unconditional value");
 }
 
 TEST(Cli, PluginsListAsJsonAndByDefault) {
@@ -256,6 +259,10 @@ TEST(Cli, PluginsListAsJsonAndByDefault) {
   EXPECT_EQ(names, (std::set<std::string>{"autoencoder/identity",
                                           "autoencoder/kl",
                                           "autoencoder/vq",
+                                          "conditioner/class",
+                                          "conditioner/lowres",
+                                          "conditioner/masked",
+                                          "conditioner/tokens",
                                           "dataset/fashion-mnist",
                                           "dataset/image-folder",
                                           "features/classifier",

@@ -33,7 +33,7 @@ class TensorDataset : public Dataset {
   std::int64_t num_classes() const override { return 3; }
   Batch get_batch(const std::vector<std::int64_t>& indices) const override {
     const auto index = torch::tensor(indices, torch::kLong);
-    return {images_.index_select(0, index), labels_.index_select(0, index)};
+    return {images_.index_select(0, index), labels_.index_select(0, index), {}};
   }
 
  private:

@@ -85,7 +85,8 @@ class ShortDataset : public Dataset {
   std::int64_t resolution() const override { return 2; }
   std::int64_t num_classes() const override { return 0; }
   Batch get_batch(const std::vector<std::int64_t>& indices) const override {
-    return {torch::full({static_cast<std::int64_t>(indices.size()), 1, 2, 2}, 2.0f), {}};  // out of [-1, 1]
+    return {
+        torch::full({static_cast<std::int64_t>(indices.size()), 1, 2, 2}, 2.0f), {}, {}};  // out of [-1, 1]
   }
 };
 

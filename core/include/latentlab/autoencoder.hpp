@@ -47,6 +47,12 @@ class LATENTLAB_API Autoencoder {
   // posterior mean, as configured; VQ: the pre-quantisation latent, or its quantisation when configured
   // to quantise at encode time (decode quantises either way).
   virtual torch::Tensor encode(const torch::Tensor& x, at::Generator& generator) = 0;
+  // The deterministic latent of x: KL the posterior's mode (its mean), VQ what encode gives (it draws
+  // nothing). What a conditioner that encodes images with the first stage uses (inpainting's masked
+  // image), as the reference's cond_stage encoding takes the mode. Default: encode with a CPU
+  // generator seeded 0: deterministic, and right for an autoencoder that draws nothing; one with a
+  // posterior (or that draws on the device) overrides it, as `kl` does.
+  virtual torch::Tensor encode_mode(const torch::Tensor& x);
   // z: [B, c, h, w] -> x_hat: [B, C, h f, w f]. VQ quantises z first.
   virtual torch::Tensor decode(const torch::Tensor& z) = 0;
   // The deterministic reconstruction D(E(x)) used for reconstruction metrics: KL decodes the posterior

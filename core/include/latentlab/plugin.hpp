@@ -30,7 +30,7 @@
 #include "latentlab/sdk_version.hpp"
 
 // Bumped whenever an SDK interface, PluginAbi or PluginDescription changes in a way that breaks plugins.
-#define LATENTLAB_SDK_API_VERSION 1
+#define LATENTLAB_SDK_API_VERSION 2
 #define LATENTLAB_PLUGIN_ENTRY_SYMBOL "latentlab_plugin_entry"
 #define LATENTLAB_PLUGIN_ABI_SYMBOL "latentlab_plugin_abi"
 

@@ -1,11 +1,12 @@
 #pragma once
-// The conformance checks every weighting and dataset plugin must pass, built-in or a researcher's.
+// The conformance checks every plugin kind must pass, built-in or a researcher's.
 // Run them with `latentlab plugins check NAME`; the test suite runs them on the built-ins.
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include "latentlab/autoencoder.hpp"
+#include "latentlab/conditioner.hpp"
 
 #include "latentlab/dataset.hpp"
 #include "latentlab/export.hpp"
@@ -55,5 +56,16 @@ LATENTLAB_API std::vector<CheckResult> check_autoencoder(
 //  - features [B, D] float32 on the CPU and finite; logits [B, K] exactly when K > 0; input untouched;
 //  - the same images give the same features, and an image alone gives its features in a batch.
 LATENTLAB_API std::vector<CheckResult> check_feature_extractor(FeatureExtractor& extractor);
+
+// Set up for grey 16x16 images with three named classes, a few captions, and a 4-channel f = 4 first
+// stage; on a batch of 4 with labels, captions and images (and what complete() draws, seeded):
+//  - encode gives tokens [4, M, d] (M = tokens(), d = width()) or maps [4, C', 4, 4], float32, finite,
+//    without touching the inputs; the same inputs give the same output, other inputs another;
+//  - rows with `drop` get one unconditional value, the same for every example, and the other rows
+//    their conditional value;
+//  - a second instance given state() before setup() and the first's module weights gives the same
+//    output; gradients reach the parameters (when there are any).
+LATENTLAB_API std::vector<CheckResult> check_conditioner(
+    const std::function<std::shared_ptr<Conditioner>()>& make);
 
 }  // namespace latentlab

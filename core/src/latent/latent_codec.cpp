@@ -24,6 +24,11 @@ torch::Tensor LatentCodec::encode(const torch::Tensor& x, at::Generator& generat
   return info_.rescaling.apply(autoencoder_->encode(x, generator));
 }
 
+torch::Tensor LatentCodec::encode_mode(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return info_.rescaling.apply(autoencoder_->encode_mode(x));
+}
+
 torch::Tensor LatentCodec::decode(const torch::Tensor& z) {
   return autoencoder_->decode(info_.rescaling.invert(z));
 }

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <sstream>
 
 #include "latentlab/error.hpp"
 #include "latentlab/eval/generative_metrics.hpp"
+#include "latentlab/eval/image_metrics.hpp"
 #include "latentlab/io/atomic_file.hpp"
+#include "latentlab/io/images.hpp"
 #include "latentlab/json_number.hpp"
 #include "latentlab/params.hpp"
 #include "latentlab/strings.hpp"
@@ -144,6 +147,75 @@ json EvalStage::plugins() const {
   return {plugin_record(registry_, FeatureExtractor::kKind, config_.features.extractor_name())};
 }
 
+namespace {
+
+// Samples in [-1, 1] as the 8-bit images metrics are defined on: round((x + 1) 127.5).
+torch::Tensor to_uint8(const torch::Tensor& images) {
+  return ((images.to(torch::kFloat32) + 1.0) * 127.5).round().clamp(0.0, 255.0).to(torch::kUInt8);
+}
+
+// The task metrics of a conditioned model's samples (docs/conditioning.md), from what the sample
+// stage recorded beside them: the classifier's accuracy on the class asked for (class- and
+// text-conditional models), and PSNR/SSIM against the reference images (super-resolution: the
+// high-resolution image; inpainting: within the mask). Adds them to `report`.
+void task_metrics(const std::filesystem::path& folder, std::int64_t count, FeatureExtractor& extractor,
+                  const std::string& extractor_name, std::int64_t batch, json& report,
+                  std::vector<std::string>& warnings) {
+  const auto conditions_file = folder / "conditions.json";
+  if (!std::filesystem::is_regular_file(conditions_file)) return;
+  std::ifstream in(conditions_file);
+  const auto conditions = json::parse(in, nullptr, false);
+  if (!conditions.is_object()) throw Error(conditions_file.string() + " is not valid JSON");
+  report["task"] = conditions.value("task", std::string());
+  auto samples = io::read_npy(folder / "samples.npy");
+  const auto n = count > 0 ? std::min(count, samples.size(0)) : samples.size(0);
+  samples = samples.slice(0, 0, n);
+  if (std::filesystem::is_regular_file(folder / "labels.npy")) {
+    const auto labels = io::read_npy(folder / "labels.npy").slice(0, 0, n).to(torch::kInt64);
+    const auto classes = conditions.value("num_classes", std::int64_t{0});
+    if (extractor.num_logits() == 0 || (classes > 0 && extractor.num_logits() != classes)) {
+      warnings.push_back("no accuracy: the feature extractor '" + extractor_name + "' has " +
+                         std::to_string(extractor.num_logits()) + " class logits, the model " +
+                         std::to_string(classes) + " classes; use the `classifier` features of its dataset");
+    } else {
+      std::int64_t correct = 0;
+      for (std::int64_t start = 0; start < n; start += batch) {
+        const auto end = std::min(n, start + batch);
+        const auto logits = extractor.extract(to_uint8(samples.slice(0, start, end))).logits;
+        correct += logits.argmax(1).eq(labels.slice(0, start, end)).sum().item<std::int64_t>();
+      }
+      report["accuracy"] = static_cast<double>(correct) / static_cast<double>(n);
+      report["accuracy_chance"] = classes > 0 ? json(1.0 / static_cast<double>(classes)) : json();
+    }
+  }
+  if (std::filesystem::is_regular_file(folder / "reference.npy")) {
+    const auto reference = io::read_npy(folder / "reference.npy").slice(0, 0, n).to(torch::kFloat32);
+    if (reference.sizes() != samples.sizes())
+      throw Error(folder.string() + ": reference.npy and samples.npy differ in shape");
+    torch::Tensor psnr, ssim;
+    if (std::filesystem::is_regular_file(folder / "masks.npy")) {
+      const auto masks = io::read_npy(folder / "masks.npy").slice(0, 0, n).to(torch::kFloat32);
+      psnr = eval::masked_psnr(samples, reference, masks);
+      if (samples.size(2) >= 11 && samples.size(3) >= 11) ssim = eval::masked_ssim(samples, reference, masks);
+    } else {
+      psnr = eval::psnr(samples, reference);
+      ssim =
+          samples.size(2) >= 11 && samples.size(3) >= 11 ? eval::ssim(samples, reference) : torch::Tensor();
+    }
+    // Averaged over the samples whose value is finite (equal images have infinite PSNR; a mask within
+    // the border has no SSIM).
+    const auto mean_finite = [](const torch::Tensor& values) -> json {
+      const auto finite = values.isfinite();
+      if (!finite.any().item<bool>()) return json();
+      return values.masked_select(finite).mean().item<double>();
+    };
+    report["ref_psnr"] = mean_finite(psnr);
+    if (ssim.defined()) report["ref_ssim"] = mean_finite(ssim);
+  }
+}
+
+}  // namespace
+
 json EvalStage::run(const StageContext& context, const std::string& samples,
                     const std::filesystem::path& out) const {
   const auto& o = config_;
@@ -228,6 +300,8 @@ json EvalStage::run(const StageContext& context, const std::string& samples,
     report["recall"] = number_or_null(pr.recall);
     report["pr_k"] = pr.k;
   }
+  if (std::filesystem::is_directory(samples))
+    task_metrics(samples, n_a, extractor, choice.name, o.features.batch, report, warnings);
   report["warnings"] = warnings;
   for (const auto& warning : warnings) spdlog::warn("{}", warning);
   if (!out.empty()) {

@@ -7,6 +7,8 @@
 #include <chrono>
 
 #include "../train/config_json.hpp"
+#include "latentlab/conditioning/captions.hpp"
+#include "latentlab/dataset.hpp"
 #include "latentlab/diffusion/forward_process.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/guider.hpp"
@@ -15,8 +17,10 @@
 #include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/sampler.hpp"
 #include "latentlab/schedule.hpp"
+#include "latentlab/stages/denoiser_stage.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/train/denoiser_file.hpp"
+#include "latentlab/train/denoiser_trainer.hpp"
 
 namespace latentlab::stages {
 
@@ -78,6 +82,18 @@ std::pair<std::int64_t, std::int64_t> parse_size(const json& value, const std::s
   return {h, w};
 }
 
+// The stream of the conditioners' own draws at sampling time (inpainting masks): sample i's from a
+// generator of its own, so a mask does not depend on the batch.
+constexpr std::uint64_t kMaskStream = 0x14057b7ef767814fULL;
+
+// What one batch of samples is conditioned on.
+struct BatchConditions {
+  Conditioning cond, uncond;
+  torch::Tensor labels;               // [b] int64 on the CPU: the class asked for (or named), if any
+  std::vector<std::string> captions;  // the captions, if any
+  torch::Tensor masks;                // [b, 1, H, W] on the CPU (inpainting)
+};
+
 // "[16, 4, 8, 8]"
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::vector<std::string> parts;
@@ -103,6 +119,17 @@ SampleConfig SampleConfig::from_json(const json& input, const std::string& path)
     c.guider = choice("guider", "none");
   } catch (const ConfigError& e) {
     rethrow_prefixed(e, path + ".");
+  }
+  if (rest.contains("prompts")) {
+    const auto& prompts = rest.at("prompts");
+    const auto list = prompts.is_string() ? json::array({prompts}) : prompts;
+    const bool ok = list.is_array() && !list.empty() &&
+                    std::all_of(list.begin(), list.end(), [](const json& p) { return p.is_string(); });
+    if (!ok)
+      throw ConfigError(path + ".prompts: expected a caption or a non-empty list of captions, got " +
+                        prompts.dump());
+    c.prompts = list.get<std::vector<std::string>>();
+    rest.erase("prompts");
   }
   if (rest.contains("latent_size")) {
     std::tie(c.latent_height, c.latent_width) = parse_size(rest.at("latent_size"), path + ".latent_size");
@@ -136,11 +163,12 @@ json SampleConfig::to_json() const {
               {"mask", mask},
               {"init_latents", init_latents}};
   if (latent_height > 0) out["latent_size"] = {latent_height, latent_width};
+  if (!prompts.empty()) out["prompts"] = prompts;
   return out;
 }
 
 SampleStage::SampleStage(SampleConfig config, const registry::Registry& registry, const std::string& path)
-    : config_(std::move(config)), registry_(registry) {
+    : config_(std::move(config)), registry_(registry), path_(path) {
   // A command's flags name the plugin's parameters sampler.KEY; a spec's JSON path is PATH.sampler.params.
   const auto params_path = [&](const char* plugin) {
     return path.empty() ? std::string(plugin) : path + "." + plugin + ".params";
@@ -199,8 +227,18 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
   const auto& sampler = sampler_;
   const auto& guider = guider_;
 
-  const auto denoiser = load_denoiser(denoiser_path, device);
+  // A conditioner that encodes with the first stage (inpainting) reads it from this slot: the
+  // autoencoder is loaded after the denoiser, whose config names it.
+  auto codec_slot = std::make_shared<std::shared_ptr<LatentCodec>>();
+  DenoiserLoadOptions load_options;
+  load_options.conditioner_factory = conditioner_factory(registry_);
+  load_options.encode = [codec_slot](const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    return *codec_slot ? (*codec_slot)->encode_mode(x) : x;
+  };
+  const auto denoiser = load_denoiser(denoiser_path, device, load_options);
   const auto& config = denoiser.config;
+  const auto conditioners = denoiser.conditioners;
   const auto schedule =
       registry_.create<Schedule>(config.schedule.name, config.schedule.params, "schedule.params");
   // The step budget fits T and the sampler's own discretisation (when it has the standard parameter).
@@ -221,12 +259,19 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
           return registry_.create<Autoencoder>(name, params, "autoencoder.params").object;
         },
         device);
+    *codec_slot = codec;
   }
   const auto channels = config.unet.out_channels;  // of z (latents, or pixels)
-  if (config.unet.in_channels != channels)
-    throw ConfigError("sample: this model concatenates " +
-                      std::to_string(config.unet.in_channels - channels) +
-                      " conditioning channels to its input; conditioners are not available yet");
+  const auto concat_channels = conditioners ? conditioners->concat_channels() : 0;
+  if (config.unet.in_channels != channels + concat_channels)
+    throw Error(
+        "sample: " + denoiser.path.string() + "'s UNet takes " + std::to_string(config.unet.in_channels) +
+        " input channels for " + std::to_string(channels) + "-channel latents" +
+        (concat_channels ? " and its conditioner's " + std::to_string(concat_channels) + " channels"
+                         : std::string(", but its config names no map conditioner for the other ") +
+                               std::to_string(config.unet.in_channels - channels) +
+                               " (a super-resolution or inpainting UNet samples with its conditioner)") +
+        "; the file and its config disagree");
   if (codec && codec->latent_channels() != channels)
     throw ConfigError("sample: the autoencoder makes " + std::to_string(codec->latent_channels()) +
                       "-channel latents, the denoiser " + std::to_string(channels) +
@@ -251,14 +296,51 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
   if (height % divisor != 0 || width % divisor != 0)
     throw ConfigError("latent_size " + std::to_string(height) + "x" + std::to_string(width) +
                       ": the UNet needs sizes divisible by " + std::to_string(divisor) + " (2^(levels - 1))");
-  if (config.unet.context_dim > 0)
-    throw ConfigError(
-        "sample: this model takes a cross-attention context; conditioners are not available yet");
-  if (o.label >= 0 && config.unet.num_classes == 0)
-    throw ConfigError("class: this model is not class-conditional");
-  if (o.label >= config.unet.num_classes && config.unet.num_classes > 0)
-    throw ConfigError("class: expected 0.." + std::to_string(config.unet.num_classes - 1) + ", got " +
-                      std::to_string(o.label));
+  if (config.unet.context_dim > 0 && (!conditioners || conditioners->context_dim() == 0))
+    throw Error("sample: " + denoiser.path.string() +
+                " takes a cross-attention context, but its config names no token conditioner");
+  const bool labelled =
+      config.unet.num_classes > 0 || (conditioners && conditioners->needs(ConditionSource::Labels));
+  const bool captioned = conditioners && conditioners->needs(ConditionSource::Captions);
+  const bool imaged = conditioners && conditioners->needs(ConditionSource::Images);
+  // The classes asked for: of the label embedding or the class conditioner, or those the default
+  // captions name.
+  const std::int64_t classes = config.unet.num_classes > 0 ? config.unet.num_classes
+                               : conditioners              ? conditioners->setup().num_classes
+                                                           : 0;
+  const auto class_names = conditioners ? conditioners->setup().class_names : std::vector<std::string>{};
+  const bool asks_classes = labelled || (captioned && o.prompts.empty());
+  const std::string prompts_where = path_.empty() ? "--prompt" : path_ + ".prompts";
+  if (o.label >= 0 && !asks_classes)
+    throw ConfigError(config_where(path_, "class") + ": this model is not class-conditional" +
+                      (captioned ? " (it takes captions: give prompts)" : ""));
+  if (asks_classes && classes == 0)
+    throw ConfigError(prompts_where +
+                      ": this text-conditional model's data had no classes to name; give prompts");
+  if (o.label >= classes && classes > 0)
+    throw ConfigError(config_where(path_, "class") + ": expected 0.." + std::to_string(classes - 1) +
+                      ", got " + std::to_string(o.label));
+  if (!o.prompts.empty() && !captioned)
+    throw ConfigError(prompts_where + ": this model does not take captions");
+  if (imaged && (height != conditioners->setup().latent_size || width != height))
+    throw ConfigError(config_where(path_, "latent_size") +
+                      ": this model is conditioned on images of its training size; sample it at that size");
+  // Image-conditioned models (super-resolution, inpainting): sample i is conditioned on held-out image i.
+  torch::Tensor condition_images;  // [count, C, H, W] on the CPU
+  torch::Tensor condition_labels;  // [count] their labels, when the data has them
+  if (imaged) {
+    const auto held_out =
+        registry_.create<Dataset>(config.data.name, config.held_out_params(), "eval.data_params");
+    if (held_out->size() < o.count)
+      throw ConfigError(config_where(path_, "count") + ": " + std::to_string(o.count) +
+                        " samples conditioned on held-out images, but the held-out data has " +
+                        std::to_string(held_out->size()));
+    std::vector<std::int64_t> indices(static_cast<std::size_t>(o.count));
+    for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int64_t>(i);
+    const auto held = held_out->get_batch(indices);
+    condition_images = held.images;
+    condition_labels = held.labels;
+  }
   torch::Tensor init_latents;
   if (!o.init_latents.empty()) {
     init_latents = io::read_npy(o.init_latents).to(torch::kFloat32);
@@ -293,16 +375,74 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
                                torch::full({1, 1, 1, 1}, s.sigma(t), options));
   };
 
-  // Class labels of the samples in [first, first + b): the configured class, or cycling through them.
-  const auto labels_for = [&](std::int64_t first, std::int64_t b) {
-    if (config.unet.num_classes == 0) return torch::Tensor();
-    const auto y = o.label >= 0
-                       ? torch::full({b}, o.label, torch::kInt64)
-                       : torch::arange(first, first + b, torch::kInt64).remainder(config.unet.num_classes);
-    return y.to(device);
+  // What the samples in [first, first + b) are conditioned on: the configured class, or the classes in
+  // turn; the prompts in turn, or captions naming those classes with templates no training caption used;
+  // held-out images (and sample i's mask from a generator of its own, whatever the batch).
+  const auto conditions_for = [&](std::int64_t first, std::int64_t b) {
+    torch::NoGradGuard no_grad;
+    BatchConditions batch;
+    // Beside a held-out image (hybrid), the class is that image's own unless one is asked for.
+    if (asks_classes)
+      batch.labels = o.label >= 0 ? torch::full({b}, o.label, torch::kInt64)
+                     : condition_labels.defined()
+                         ? condition_labels.slice(0, first, first + b).to(torch::kInt64)
+                         : torch::arange(first, first + b, torch::kInt64).remainder(classes);
+    // Labels through unet.num_classes have no unconditional value: uncond stays empty, and cfg refuses.
+    if (config.unet.num_classes > 0) batch.cond.y = batch.labels.to(device);
+    if (!conditioners) return batch;
+    ConditionInputs in;
+    if (conditioners->needs(ConditionSource::Labels)) in.labels = batch.labels.to(device);
+    if (captioned) {
+      const auto& templates = held_out_caption_templates();
+      for (std::int64_t i = first; i < first + b; ++i) {
+        if (!o.prompts.empty()) {
+          in.captions.push_back(o.prompts[static_cast<std::size_t>(i) % o.prompts.size()]);
+          continue;
+        }
+        const auto c = batch.labels[i - first].item<std::int64_t>();
+        const auto name = c < static_cast<std::int64_t>(class_names.size())
+                              ? class_names[static_cast<std::size_t>(c)]
+                              : "class " + std::to_string(c);
+        in.captions.push_back(
+            fill_caption(templates[static_cast<std::size_t>(i / classes) % templates.size()], name));
+      }
+      batch.captions = in.captions;
+    }
+    if (imaged) in.images = condition_images.slice(0, first, first + b).to(device);
+    std::vector<torch::Tensor> drawn;
+    for (std::int64_t i = first; i < first + b; ++i) {
+      auto one = in.slice(i - first, i - first + 1);
+      auto own = at::make_generator<at::CPUGeneratorImpl>((o.seed ^ kMaskStream) * 0x9E3779B97F4A7C15ULL +
+                                                          static_cast<std::uint64_t>(i) + 1);
+      conditioners->complete(one, own);
+      if (one.masks.defined()) drawn.push_back(one.masks);
+    }
+    if (!drawn.empty()) {
+      in.masks = torch::cat(drawn);
+      batch.masks = in.masks.to(torch::kCPU, torch::kFloat32);
+    }
+    const auto cond = conditioners->encode(in);
+    batch.cond.context = cond.context;
+    batch.cond.concat = cond.concat;
+    // Only a model trained with condition dropout has learned its unconditional value; without one,
+    // classifier-free guidance refuses (the guider names the fix).
+    if (config.p_uncond > 0) {
+      const auto uncond = conditioners->unconditional(in);
+      batch.uncond.context = uncond.context;
+      batch.uncond.concat = uncond.concat;
+      batch.uncond.y = batch.cond.y;  // labels beside a conditioner are not dropped
+    } else {
+      batch.uncond = Conditioning{};
+    }
+    return batch;
   };
-  inputs.cond.y = labels_for(0, std::min(o.batch, o.count));
-  guider->guide(inputs);  // the guider checks its inputs (target, conditioning) before any sampling
+  {
+    // The guider checks its inputs (target, conditioning) before any sampling.
+    const auto first = conditions_for(0, std::min(o.batch, o.count));
+    inputs.cond = first.cond;
+    inputs.uncond = first.uncond;
+    guider->guide(inputs);
+  }
 
   std::filesystem::create_directories(out);
   spdlog::info("sampling {} {} of {}x{}x{} with {} ({} steps), guider {}, from {} (step {})", o.count,
@@ -323,7 +463,8 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
     return torch::cat(z).to(device);
   };
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  std::vector<torch::Tensor> samples, latents;
+  std::vector<torch::Tensor> samples, latents, labels, masks;
+  std::vector<std::string> captions;
   std::int64_t nfe = 0, start_t = 0, end_t = 0;
   const auto started = std::chrono::steady_clock::now();
   const auto elapsed = [&] {
@@ -333,7 +474,11 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
     if (context.stop_requested())
       throw Error("sample: interrupted after " + std::to_string(done) + " samples");
     const auto b = std::min(o.batch, o.count - done);
-    inputs.cond.y = labels_for(done, b);
+    const auto batch_conditions = conditions_for(done, b);
+    inputs.cond = batch_conditions.cond;
+    inputs.uncond = batch_conditions.uncond;
+    if (batch_conditions.labels.defined()) labels.push_back(batch_conditions.labels);
+    captions.insert(captions.end(), batch_conditions.captions.begin(), batch_conditions.captions.end());
     const auto guided = guider->guide(inputs);
     // Clipping x0_hat to the data range and returning the eps that gives the clipped x0_hat makes every
     // sampler use the clipped estimate (guided-diffusion's clip_denoised, also in its DDIM).
@@ -351,12 +496,21 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
     nfe = result.nfe;
     start_t = result.start_t;
     end_t = result.end_t;
+    torch::Tensor images;
     if (codec) {  // decoded once, at the end of the sampler's run
       latents.push_back(result.z0.to(torch::kCPU, torch::kFloat32));
-      samples.push_back(codec->decode(result.z0).to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0));
+      images = codec->decode(result.z0).to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0);
     } else {
-      samples.push_back(result.z0.to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0));
+      images = result.z0.to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0);
     }
+    if (batch_conditions.masks.defined()) {
+      // Inpainting keeps the known pixels: the sample is the image outside the mask and the model's
+      // pixels inside it.
+      const auto& m = batch_conditions.masks;
+      images = condition_images.slice(0, done, done + b) * (1.0 - m) + images * m;
+      masks.push_back(m);
+    }
+    samples.push_back(images);
     done += b;
     spdlog::info("{}/{} samples, {} NFE per run, {:.1f} s", done, o.count, nfe, elapsed());
   }
@@ -365,28 +519,45 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
   io::write_npy(out / "samples.npy", images);  // the array first: it is what metrics read
   if (codec) io::write_npy(out / "latents.npy", torch::cat(latents));
   io::write_png_grid(out / "samples.png", images, o.columns);
+  // What the task metrics compare with (docs/conditioning.md).
+  json conditions;
+  if (!labels.empty() || conditioners) {
+    conditions = {{"task", conditioners ? conditioners->task() : std::string("class")},
+                  {"mode", conditioners ? conditioners->mode() : std::string("class_embedding")},
+                  {"conditioners", config.resolved.value("conditioner", json::array())},
+                  {"captions", captions},
+                  {"num_classes", classes},
+                  {"class_names", class_names}};
+    if (!labels.empty()) io::write_npy(out / "labels.npy", torch::cat(labels));
+    if (imaged) io::write_npy(out / "reference.npy", condition_images);
+    if (!masks.empty()) io::write_npy(out / "masks.npy", torch::cat(masks));
+    write_text_atomically(out / "conditions.json", conditions.dump(2) + "\n");
+  }
   json record = config_.to_json();
   record["sampler"]["params"] = sampler.params;
   record["guider"]["params"] = guider.params;
-  record.update(json{{"checkpoint", denoiser.path.string()},
-                     {"checkpoint_step", denoiser.step},
-                     {"clip_x0", clip},
-                     {"autoencoder", codec ? json{{"file", autoencoder_path.string()},
-                                                  {"name", codec->info().name},
-                                                  {"f", codec->downsampling_factor()},
-                                                  {"source", codec->info().source},
-                                                  {"rescaling", codec->info().rescaling.mode}}
-                                           : json()},
-                     {"nfe_per_run", nfe},
-                     {"start_t", start_t},
-                     {"end_t", end_t},
-                     {"shape", {o.count, image_channels, images.size(2), images.size(3)}},
-                     {"latent_shape", {o.count, channels, height, width}},
-                     {"device", device.str()},
-                     {"seconds", seconds},
-                     {"samples_per_second", static_cast<double>(o.count) / seconds},
-                     {"schedule", {{"name", config.schedule.name}, {"params", config.schedule.params}}},
-                     {"prediction", to_string(prediction)}});
+  record.update(json{
+      {"checkpoint", denoiser.path.string()},
+      {"checkpoint_step", denoiser.step},
+      {"clip_x0", clip},
+      {"autoencoder", codec ? json{{"file", autoencoder_path.string()},
+                                   {"name", codec->info().name},
+                                   {"f", codec->downsampling_factor()},
+                                   {"source", codec->info().source},
+                                   {"rescaling", codec->info().rescaling.mode}}
+                            : json()},
+      {"nfe_per_run", nfe},
+      {"start_t", start_t},
+      {"end_t", end_t},
+      {"shape", {o.count, image_channels, images.size(2), images.size(3)}},
+      {"latent_shape", {o.count, channels, height, width}},
+      {"device", device.str()},
+      {"seconds", seconds},
+      {"samples_per_second", static_cast<double>(o.count) / seconds},
+      {"schedule", {{"name", config.schedule.name}, {"params", config.schedule.params}}},
+      {"prediction", to_string(prediction)},
+      {"conditioning",
+       conditions.is_null() ? json() : json{{"task", conditions["task"]}, {"mode", conditions["mode"]}}}});
   write_text_atomically(out / "samples.json", record.dump(2) + "\n");
   return {o.count, nfe, seconds, out / "samples.npy"};
 }

@@ -286,9 +286,10 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
       attempt([&] {
         const auto& block = config.at("denoiser");
         check_keys(block, "denoiser",
-                   {"unet", "schedule", "weighting", "prediction", "train", "eval", "seed"});
+                   {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval", "seed"});
         json denoiser = {{"output", "-"}, {"seed", block_seed(block, "denoiser", seed)}, {"data", data}};
-        for (const char* key : {"unet", "schedule", "weighting", "prediction", "train", "eval"})
+        for (const char* key :
+             {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval"})
           if (block.contains(key)) denoiser[key] = block.at(key);
         if (!pixels) denoiser["autoencoder"] = "(the latent stage's autoencoder.pt)";
         trial_plan.denoiser = pixels ? add({"denoiser", "", "denoiser", denoiser, {}, "", ""}, {})

@@ -159,7 +159,8 @@ void write_sweep_index(const Plan& plan, const RunOptions& options, const std::v
         if (rec.contains(key)) add("reconstruction/" + std::string(key), rec.at(key));
     for (const auto& eval : trial.evals) {
       if (const auto m = metrics_of(eval.metrics, "metrics.json"); m.is_object())
-        for (const char* key : {"fid", "kid_mean", "kid_std", "is_mean", "precision", "recall"})
+        for (const char* key : {"fid", "kid_mean", "kid_std", "is_mean", "precision", "recall", "accuracy",
+                                "ref_psnr", "ref_ssim"})
           if (m.contains(key)) add(eval.label + "/" + key, m.at(key));
       if (const auto s = metrics_of(static_cast<std::ptrdiff_t>(eval.sample), "samples.json"); s.is_object())
         if (s.contains("samples_per_second"))

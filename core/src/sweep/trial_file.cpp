@@ -266,8 +266,8 @@ void write_file(const fs::path& path, const TrialFileInput& in) {
       }
       if (eval.metrics) {
         const auto metrics = read_json(*eval.metrics / "metrics.json");
-        for (const char* key :
-             {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "n_a", "n_b"})
+        for (const char* key : {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall",
+                                "n_a", "n_b", "task", "accuracy", "accuracy_chance", "ref_psnr", "ref_ssim"})
           if (metrics.contains(key)) set_json(group, key, metrics.at(key));
         if (metrics.contains("features")) set_json(group, "features", metrics.at("features"));
         if (metrics.contains("fingerprint"))

@@ -34,8 +34,52 @@ const ParamSchema& train_schema() {
           .number("ema_decay", 0.9999, "EMA decay of the weights (0: no EMA)", Range{0.0, 1.0, false, true})
           .integer("log_every", 50, "steps between progress lines", Range::at_least(1))
           .integer("checkpoint_every", 500, "steps between checkpoints (and on interrupt, and at the end)",
-                   Range::at_least(1));
+                   Range::at_least(1))
+          .number("p_uncond", 0.0,
+                  "condition dropout: each example's condition is replaced by the unconditional value with "
+                  "this probability (classifier-free guidance needs > 0; 0.1-0.2 is usual)",
+                  Range::closed(0.0, 1.0));
   return schema;
+}
+
+// "conditioner": {"name", "params", "frozen"} (or a plugin name), or a list of two such.
+std::vector<ConditionerChoice> conditioner_choices(const json& input) {
+  std::vector<ConditionerChoice> choices;
+  if (!input.contains("conditioner") || input.at("conditioner").is_null()) return choices;
+  const auto& section = input.at("conditioner");
+  const auto list = section.is_array() ? section : json::array({section});
+  if (list.empty() || list.size() > 2)
+    throw ConfigError(
+        "conditioner: expected one conditioner, or a list of two (one making tokens, one making "
+        "maps: hybrid), got " +
+        std::to_string(list.size()));
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto path =
+        section.is_array() ? "conditioner[" + std::to_string(i) + "]" : std::string("conditioner");
+    const auto& item = list[i];
+    ConditionerChoice choice;
+    if (item.is_string()) {
+      choice.plugin.name = item.get<std::string>();
+    } else {
+      check_object(item, path, {"name", "params", "frozen"}, {"name"});
+      if (!item.at("name").is_string())
+        throw ConfigError(path + ".name: expected a conditioner plugin's name, got " +
+                          item.at("name").dump());
+      choice.plugin.name = item.at("name").get<std::string>();
+      if (item.contains("params")) {
+        if (!item.at("params").is_object())
+          throw ConfigError(path + ".params: expected a JSON object, got " + item.at("params").dump());
+        choice.plugin.params = item.at("params");
+      }
+      if (item.contains("frozen")) {
+        if (!item.at("frozen").is_boolean())
+          throw ConfigError(path + ".frozen: expected true or false, got " + item.at("frozen").dump());
+        choice.frozen = item.at("frozen").get<bool>();
+      }
+    }
+    choices.push_back(std::move(choice));
+  }
+  return choices;
 }
 
 const ParamSchema& eval_schema() {
@@ -60,7 +104,7 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
   problems.check([&] {
     check_object(input, "",
                  {"output", "seed", "device", "data", "autoencoder", "schedule", "weighting", "prediction",
-                  "unet", "train", "eval"},
+                  "unet", "conditioner", "train", "eval"},
                  {"output", "data"});
   });
   DenoiserTrainConfig c;
@@ -87,6 +131,7 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
     const auto unet_input = input.value("unet", json::object());
     c.derive_unet_channels = !unet_input.contains("in_channels") && !unet_input.contains("out_channels");
   });
+  problems.check([&] { c.conditioners = conditioner_choices(input); });
   json train_json, eval_json;
   problems.check([&] {
     const auto train = train_schema().validate(input.value("train", json::object()), "train", "train");
@@ -101,6 +146,7 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
     c.ema_decay = train.get_float("ema_decay");
     c.log_every = train.get_int("log_every");
     c.checkpoint_every = train.get_int("checkpoint_every");
+    c.p_uncond = train.get_float("p_uncond");
     train_json = train.json();
   });
   problems.check([&] {
@@ -126,6 +172,19 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
                 {"eval", eval_json}};
   c.resolved["eval"]["data_params"] = c.eval_data_params;
   if (!c.autoencoder.empty()) c.resolved["autoencoder"] = c.autoencoder;
+  if (!c.conditioners.empty()) {
+    c.resolved["conditioner"] = json::array();
+    for (const auto& choice : c.conditioners) c.resolved["conditioner"].push_back(choice.to_json());
+  }
+  if (c.unet.num_classes > 0 && !c.conditioners.empty())
+    throw ConfigError(
+        "unet.num_classes: class labels through the UNet's label embedding cannot be dropped, so "
+        "beside a conditioner they would leave classifier-free guidance's unconditional half "
+        "conditioned; use the \"class\" conditioner instead (or in a hybrid with an image one)");
+  if (c.p_uncond > 0 && c.conditioners.empty())
+    throw ConfigError(
+        "train.p_uncond: condition dropout needs a conditioner (\"conditioner\": {\"name\": "
+        "\"class\"}, ...); with unet.num_classes the labels have no unconditional value");
   return c;
 }
 

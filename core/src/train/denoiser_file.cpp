@@ -25,7 +25,8 @@ std::filesystem::path resolve(const std::filesystem::path& path) {
 
 }  // namespace
 
-LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device device) {
+LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device device,
+                             const DenoiserLoadOptions& options) {
   LoadedDenoiser loaded;
   loaded.path = resolve(given);
   const auto file = loaded.path.string();
@@ -64,17 +65,50 @@ LoadedDenoiser load_denoiser(const std::filesystem::path& given, torch::Device d
   loaded.model->to(device);
   loaded.model->eval();
   for (auto& parameter : loaded.model->parameters()) parameter.set_requires_grad(false);
+  const auto& choices = loaded.config.conditioners;
+  if (!choices.empty()) {
+    if (!options.conditioner_factory)
+      throw Error(file + " is a conditioned model (conditioner '" + choices.front().plugin.name +
+                  "'), and this caller cannot build conditioners");
+    try {
+      if (!archive.try_read("conditioning_setup", value) || !value.isString())
+        throw Error("no record of the conditioners' set-up");
+      auto setup = setup_from_json(nlohmann::json::parse(value.toStringRef()));
+      setup.encode = options.encode;
+      // checkpoint.pt keeps the EMA's conditioners apart (when the run keeps an EMA); denoiser.pt has
+      // only them.
+      const bool ema = archive.try_read("ema_conditioner_0_state", value);
+      const std::string prefix = ema ? "ema_conditioner_" : "conditioner_";
+      const auto states = ConditionerSet::read_states(archive, prefix, choices.size());
+      loaded.conditioners =
+          std::make_shared<ConditionerSet>(choices, options.conditioner_factory, std::move(setup), states);
+      loaded.conditioners->load(archive, prefix);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(file + ": its record of the conditioners' set-up does not parse: " + first_line(e.what()));
+    } catch (const ConfigError& e) {
+      throw Error(file + ": its conditioners cannot be rebuilt: " + first_line(e.what()));
+    } catch (const Error& e) {
+      throw Error(file + ": " + first_line(e.what()));
+    }
+    loaded.conditioners->to(device);
+    loaded.conditioners->train(false);
+    for (auto& parameter : loaded.conditioners->parameters()) parameter.set_requires_grad(false);
+  }
   return loaded;
 }
 
 void write_denoiser_file(const std::filesystem::path& path, const DenoiserTrainConfig& config,
-                         std::int64_t step, nn::UNet& model) {
+                         std::int64_t step, nn::UNet& model, const ConditionerSet* conditioners) {
   torch::serialize::OutputArchive archive, weights;
   archive.write("format", c10::IValue(kCheckpointFormat));
   archive.write("config", c10::IValue(config.resolved.dump()));
   archive.write("step", c10::IValue(step));
   model->save(weights);
   archive.write("model", weights);
+  if (conditioners) {
+    conditioners->save(archive, "conditioner_");
+    archive.write("conditioning_setup", c10::IValue(setup_to_json(conditioners->setup()).dump()));
+  }
   save_archive_atomically(archive, path);
 }
 

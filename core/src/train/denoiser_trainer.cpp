@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -24,6 +25,12 @@ namespace {
 
 constexpr std::int64_t kCheckpointFormat = 1;
 constexpr std::uint64_t kEvalStream = 0xbf58476d1ce4e5b9ULL;
+constexpr std::uint64_t kConditionStream = 0xda942042e4dd58b5ULL;  // dropout and mask draws
+constexpr std::uint64_t kHeldOutMaskStream = 0xd6e8feb86659fd93ULL;
+
+// The conditioners' prefixes in checkpoint.pt (denoiser.pt keeps the EMA weights under the first).
+constexpr const char* kConditionerPrefix = "conditioner_";
+constexpr const char* kEmaConditionerPrefix = "ema_conditioner_";
 
 }  // namespace
 
@@ -41,6 +48,9 @@ struct DenoiserTrainer::State {
   at::Generator latent_generator;  // the autoencoder's posterior samples
   detail::LoopState loop;
   torch::Tensor held_out_z0, held_out_labels;
+  std::shared_ptr<ConditionerSet> conditioners, ema_conditioners;  // null without conditioners
+  at::Generator condition_generator;  // condition dropout and the conditioners' own draws (masks)
+  ConditionInputs held_out_inputs;    // what the held-out examples are conditioned on (masks drawn once)
 
   State(DenoiserTrainConfig c, DenoiserTrainerParts p, MetricSink& s)
       : config(std::move(c)), parts(std::move(p)), sink(s) {}
@@ -54,9 +64,22 @@ struct DenoiserTrainer::State {
     return parts.codec ? parts.codec->encode(x, latent_generator) : x;
   }
 
-  DenoiserFn denoiser(nn::UNet& net, const torch::Tensor& labels) {
-    return [net, labels](const torch::Tensor& z_t, const torch::Tensor& t) mutable {
-      return net->forward(z_t, t, {}, {}, labels);
+  // What a batch is conditioned on, as the conditioners read it (on the run's device).
+  ConditionInputs inputs_of(const Batch& batch) const {
+    ConditionInputs inputs;
+    if (!conditioners) return inputs;
+    if (conditioners->needs(ConditionSource::Labels)) {
+      if (!batch.labels.defined()) throw Error("the conditioner needs class labels; the batch has none");
+      inputs.labels = batch.labels.to(device);
+    }
+    if (conditioners->needs(ConditionSource::Captions)) inputs.captions = batch.captions;
+    if (conditioners->needs(ConditionSource::Images)) inputs.images = batch.images.to(device);
+    return inputs;
+  }
+
+  DenoiserFn denoiser(nn::UNet& net, const torch::Tensor& labels, const Conditioning& cond = {}) {
+    return [net, labels, cond](const torch::Tensor& z_t, const torch::Tensor& t) mutable {
+      return net->forward(z_t, t, cond.context, cond.concat, labels);
     };
   }
 
@@ -73,6 +96,11 @@ struct DenoiserTrainer::State {
     const double n = static_cast<double>(step);
     const double decay = std::min(config.ema_decay, (1.0 + n) / (10.0 + n));
     for (std::size_t i = 0; i < params.size(); ++i) ema_params[i].lerp_(params[i], 1.0 - decay);
+    if (conditioners && ema_conditioners != conditioners) {  // buffers are copied, not averaged
+      const auto from = conditioners->buffers();
+      auto to = ema_conditioners->buffers();
+      for (std::size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+    }
   }
 
   void save_checkpoint() {
@@ -88,6 +116,12 @@ struct DenoiserTrainer::State {
     }
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
+    if (conditioners) {
+      conditioners->save(archive, kConditionerPrefix);
+      if (config.ema_decay > 0) ema_conditioners->save(archive, kEmaConditionerPrefix);
+      archive.write("conditioning_setup", c10::IValue(setup_to_json(conditioners->setup()).dump()));
+      archive.write("rng_condition", condition_generator.get_state());
+    }
     archive.write("rng_generator", generator.get_state());
     archive.write("rng_latent", latent_generator.get_state());
     archive.write("rng_default", detail::default_generator_state());
@@ -98,7 +132,8 @@ struct DenoiserTrainer::State {
   }
 
   void save_final_weights() {
-    write_denoiser_file(std::filesystem::path(config.output) / "denoiser.pt", config, loop.step, ema);
+    write_denoiser_file(std::filesystem::path(config.output) / "denoiser.pt", config, loop.step, ema,
+                        ema_conditioners.get());
   }
 
   void evaluate() {
@@ -106,14 +141,17 @@ struct DenoiserTrainer::State {
     // Same draws at every evaluation (common random numbers): estimates differ only by the model.
     auto eval_generator = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ kEvalStream);
     ema->eval();
+    if (ema_conditioners) ema_conditioners->train(false);
     const auto N = held_out_z0.size(0);
     ElboEstimate sum;
     sum.samples = N;
     for (std::int64_t start = 0; start < N; start += config.eval_batch_size) {
       const auto end = std::min(N, start + config.eval_batch_size);
       const auto labels = conditional() ? held_out_labels.slice(0, start, end) : torch::Tensor();
+      const auto cond =
+          ema_conditioners ? ema_conditioners->encode(held_out_inputs.slice(start, end)) : Conditioning{};
       const auto part =
-          estimate_elbo(denoiser(ema, labels), objective->process(), config.prediction,
+          estimate_elbo(denoiser(ema, labels, cond), objective->process(), config.prediction,
                         held_out_z0.slice(0, start, end), config.eval_strata, end - start, eval_generator);
       const double share = static_cast<double>(end - start) / static_cast<double>(N);
       sum.prior_bpd += share * part.prior_bpd;
@@ -122,7 +160,10 @@ struct DenoiserTrainer::State {
       sum.total_bpd += share * part.total_bpd;
       sum.loss_simple += share * part.loss_simple;
     }
-    if (config.ema_decay == 0) model->train();
+    if (config.ema_decay == 0) {
+      model->train();
+      if (conditioners) conditioners->train(true);
+    }
     spdlog::info(
         "eval step {}: ELBO {:.4f} bits/dim (prior {:.4f}, diffusion {:.4f}, decoder {:.4f}); "
         "held-out loss_simple {:.5f}",
@@ -144,11 +185,20 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   const auto& c = s.config;
   const auto& data = *s.parts.train_data;
   const auto& unet = c.unet;
-  if (unet.use_spatial_transformer)
+  const auto& conditioners = s.parts.conditioners;
+  if (!c.conditioners.empty() && !conditioners)
+    throw ConfigError("conditioner: the host built no conditioners for this config");
+  const auto context_dim = conditioners ? conditioners->context_dim() : 0;
+  const auto concat_channels = conditioners ? conditioners->concat_channels() : 0;
+  if (unet.use_spatial_transformer && context_dim == 0)
     throw ConfigError(
-        "unet.context_dim: training with cross-attention needs a conditioner, which this version "
-        "cannot configure yet; remove context_dim/use_spatial_transformer (use num_classes for "
-        "class conditioning)");
+        "unet.context_dim: the UNet's cross-attention needs tokens to attend to; add a token conditioner "
+        "(\"conditioner\": {\"name\": \"class\"} or \"tokens\") or remove context_dim");
+  if (context_dim > 0 && (!unet.use_spatial_transformer || unet.context_dim != context_dim))
+    throw ConfigError(
+        "unet.context_dim: the conditioner makes tokens of width " + std::to_string(context_dim) +
+        ", the UNet's cross-attention takes " + std::to_string(unet.context_dim) +
+        "; leave context_dim out (the stage derives it) or set it to " + std::to_string(context_dim));
   const auto f = s.parts.codec ? s.parts.codec->downsampling_factor() : 1;
   const auto channels = s.parts.codec ? s.parts.codec->latent_channels() : data.channels();
   const std::string space =
@@ -163,10 +213,15 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
                       " needs an image side divisible by " + std::to_string(f) + ", the data is " +
                       std::to_string(data.resolution()));
   const auto latent_size = data.resolution() / f;
-  if (unet.in_channels != channels || unet.out_channels != channels)
-    throw ConfigError("unet.in_channels/out_channels: the " + space + " have " + std::to_string(channels) +
-                      " channels, but the UNet takes " + std::to_string(unet.in_channels) + " and returns " +
-                      std::to_string(unet.out_channels) + "; set both to " + std::to_string(channels));
+  if (unet.in_channels != channels + concat_channels || unet.out_channels != channels)
+    throw ConfigError(
+        "unet.in_channels/out_channels: the " + space + " have " + std::to_string(channels) + " channels" +
+        (concat_channels ? " and the conditioner concatenates " + std::to_string(concat_channels)
+                         : std::string()) +
+        ", but the UNet takes " + std::to_string(unet.in_channels) + " and returns " +
+        std::to_string(unet.out_channels) + "; set in_channels to " +
+        std::to_string(channels + concat_channels) + " and out_channels to " + std::to_string(channels) +
+        ", or leave both out");
   if (latent_size % unet.size_divisor())
     throw ConfigError("unet.channel_mult: " + std::to_string(unet.levels()) +
                       " levels need a size divisible by " + std::to_string(unet.size_divisor()) +
@@ -192,24 +247,46 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   s.model = nn::UNet(unet);
   s.model->to(s.device);
   s.params = s.model->parameters();
+  std::vector<torch::Tensor> trainable = s.params;
+  if (conditioners) {
+    s.conditioners = conditioners;
+    s.conditioners->to(s.device);
+    for (auto& p : s.conditioners->parameters()) s.params.push_back(p);
+    const auto learned = s.conditioners->trainable_parameters();
+    for (auto& p : s.conditioners->parameters())
+      if (std::find_if(learned.begin(), learned.end(),
+                       [&](const torch::Tensor& q) { return q.is_same(p); }) == learned.end())
+        p.requires_grad_(false);  // frozen
+    trainable.insert(trainable.end(), learned.begin(), learned.end());
+  }
   if (c.ema_decay == 0) {
     s.ema = s.model;  // evaluation uses the raw weights
+    s.ema_conditioners = s.conditioners;
   } else {
     s.ema = nn::UNet(unet);  // a copy of the model that only update_ema changes
     s.ema->to(s.device);
+    if (s.conditioners) {
+      s.ema_conditioners = s.conditioners->replicate();
+      s.ema_conditioners->to(s.device);
+    }
     torch::NoGradGuard no_grad;
     auto ema_params = s.ema->parameters();  // same architecture: same order
+    if (s.ema_conditioners)
+      for (auto& p : s.ema_conditioners->parameters()) ema_params.push_back(p);
     for (std::size_t i = 0; i < ema_params.size(); ++i)
       ema_params[i].copy_(s.params[i]).requires_grad_(false);
   }
   s.ema_params = s.ema->parameters();
+  if (s.ema_conditioners && s.ema_conditioners != s.conditioners)
+    for (auto& p : s.ema_conditioners->parameters()) s.ema_params.push_back(p);
   s.optimizer = std::make_unique<torch::optim::AdamW>(
-      s.model->parameters(),
+      trainable,
       torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay).eps(1e-8));
   s.objective = std::make_unique<DenoisingObjective>(*s.parts.schedule, *s.parts.weighting, c.prediction);
   s.order = std::make_unique<DataOrder>(data.size(), c.batch_size, c.seed, c.hflip);
   s.generator = at::make_generator<at::CPUGeneratorImpl>(c.seed);
   s.latent_generator = at::make_generator<at::CPUGeneratorImpl>(c.seed ^ detail::kLatentStream);
+  s.condition_generator = at::make_generator<at::CPUGeneratorImpl>(c.seed ^ kConditionStream);
   if (s.parts.codec) {
     auto& module = s.parts.codec->autoencoder().module();
     module.to(s.device);
@@ -221,6 +298,11 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
   const auto batch = held_out.get_batch(indices);
   s.held_out_z0 = s.latents(batch.images);
   s.held_out_labels = batch.labels.defined() ? batch.labels.to(s.device) : batch.labels;
+  if (s.conditioners) {
+    s.held_out_inputs = s.inputs_of(batch);
+    auto mask_generator = at::make_generator<at::CPUGeneratorImpl>(c.seed ^ kHeldOutMaskStream);
+    s.conditioners->complete(s.held_out_inputs, mask_generator);
+  }
 }
 
 DenoiserTrainer::~DenoiserTrainer() = default;
@@ -248,11 +330,17 @@ std::int64_t DenoiserTrainer::resume() {
   }
   archive.read("optimizer", optimizer_archive);
   s.optimizer->load(optimizer_archive);
+  if (s.conditioners) {
+    s.conditioners->load(archive, kConditionerPrefix);
+    if (s.config.ema_decay > 0) s.ema_conditioners->load(archive, kEmaConditionerPrefix);
+  }
   torch::Tensor generator_state, default_state, mean_square, counts;
   archive.read("rng_generator", generator_state);
   s.generator.set_state(generator_state.to(torch::kCPU));  // the archive was mapped to the device
   if (archive.try_read("rng_latent", generator_state))
     s.latent_generator.set_state(generator_state.to(torch::kCPU));
+  if (s.conditioners && archive.try_read("rng_condition", generator_state))
+    s.condition_generator.set_state(generator_state.to(torch::kCPU));
   archive.read("rng_default", default_state);
   detail::set_default_generator_state(default_state);
   archive.read("t_sampler_mean_square", mean_square);
@@ -279,6 +367,7 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
       });
   }
   s.model->train();
+  if (s.conditioners) s.conditioners->train(true);
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
   spdlog::info(
       "training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {})",
@@ -295,7 +384,16 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     for (std::int64_t micro = 0; micro < c.accumulate; ++micro) {
       const auto batch = s.order->next(*s.parts.train_data);
       const auto labels = s.conditional() ? batch.labels.to(s.device) : torch::Tensor();
-      auto terms = s.objective->compute(s.denoiser(s.model, labels), s.latents(batch.images), s.generator);
+      Conditioning cond;
+      if (s.conditioners) {
+        auto inputs = s.inputs_of(batch);
+        if (c.p_uncond > 0)  // condition dropout: these examples train the unconditional value
+          inputs.drop = condition_dropout(batch.images.size(0), c.p_uncond, s.condition_generator);
+        s.conditioners->complete(inputs, s.condition_generator);
+        cond = s.conditioners->encode(inputs);
+      }
+      auto terms =
+          s.objective->compute(s.denoiser(s.model, labels, cond), s.latents(batch.images), s.generator);
       (terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
       loss_sum = micro == 0 ? terms.loss.detach() : loss_sum + terms.loss.detach();
@@ -332,6 +430,39 @@ nn::UNet DenoiserTrainer::model() const {
 }
 nn::UNet DenoiserTrainer::ema_model() const {
   return state_->ema;
+}
+ConditionerSet* DenoiserTrainer::conditioners() const {
+  return state_->conditioners.get();
+}
+ConditionerSet* DenoiserTrainer::ema_conditioners() const {
+  return state_->ema_conditioners.get();
+}
+
+void derive_conditioned_unet(DenoiserTrainConfig& config, const ConditionerSet& conditioners) {
+  auto& unet = config.unet;
+  auto& record = config.resolved["unet"];
+  if (const auto width = conditioners.context_dim(); width > 0) {
+    if (unet.context_dim > 0 && unet.context_dim != width)
+      throw ConfigError("unet.context_dim: " + std::to_string(unet.context_dim) + ", but the conditioner '" +
+                        config.conditioners.front().plugin.name + "' makes tokens of width " +
+                        std::to_string(width) + "; leave context_dim out (it is derived) or set it to " +
+                        std::to_string(width));
+    unet.context_dim = width;
+    unet.use_spatial_transformer = true;
+    record["context_dim"] = width;
+    record["use_spatial_transformer"] = true;
+  }
+  if (const auto extra = conditioners.concat_channels(); extra > 0 && config.derive_unet_channels) {
+    unet.in_channels += extra;
+    record["in_channels"] = unet.in_channels;
+  }
+}
+
+std::function<torch::Tensor(const torch::Tensor&)> latent_encoder(std::shared_ptr<LatentCodec> codec) {
+  return [codec = std::move(codec)](const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    return codec ? codec->encode_mode(x) : x;
+  };
 }
 
 }  // namespace latentlab

@@ -36,6 +36,16 @@ inline nlohmann::json resumable_identity(nlohmann::json config) {
   config.erase("output");   // a run folder may be moved or named differently
   config.erase("device");   // a run may continue on another device
   config.erase("latents");  // stage 1: the statistics at the end, not the training
+  // Settings added by later versions, at the value that means what older checkpoints did: a checkpoint
+  // written before them still resumes (docs/conditioning.md).
+  if (config.contains("train") && config["train"].value("p_uncond", 0.0) == 0.0)
+    config["train"].erase("p_uncond");
+  if (config.contains("data") && config["data"].contains("params")) {
+    auto& params = config["data"]["params"];
+    if (params.value("captions", std::string()) == "none" ||
+        params.value("captions", std::string("x")).empty())
+      params.erase("captions");
+  }
   return config;
 }
 

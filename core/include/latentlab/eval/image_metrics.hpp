@@ -15,4 +15,13 @@ LATENTLAB_API torch::Tensor psnr(const torch::Tensor& x, const torch::Tensor& y)
 // convention of Wang et al.'s reference code and pytorch-msssim).
 LATENTLAB_API torch::Tensor ssim(const torch::Tensor& x, const torch::Tensor& y);
 
+// The same within a region (inpainting: the pixels that were generated). mask: [B, 1, H, W] in [0, 1],
+// covering at least one pixel of every image. PSNR over the masked pixels (all channels); SSIM's map
+// averaged over the window centres inside the mask (NaN for an image whose mask lies entirely within
+// 5 pixels of the border).
+LATENTLAB_API torch::Tensor masked_psnr(const torch::Tensor& x, const torch::Tensor& y,
+                                        const torch::Tensor& mask);
+LATENTLAB_API torch::Tensor masked_ssim(const torch::Tensor& x, const torch::Tensor& y,
+                                        const torch::Tensor& mask);
+
 }  // namespace latentlab::eval

@@ -23,6 +23,8 @@ class LATENTLAB_API LatentCodec {
 
   // x: [B, C, H, W] -> z': [B, c, H/f, W/f] (no gradients)
   torch::Tensor encode(const torch::Tensor& x, at::Generator& generator);
+  // rescale(the autoencoder's deterministic latent, Autoencoder::encode_mode), without gradients.
+  torch::Tensor encode_mode(const torch::Tensor& x);
   // z': [B, c, h, w] -> x: [B, C, h f, w f] (differentiable in z', for post-hoc guidance)
   torch::Tensor decode(const torch::Tensor& z);
 

@@ -3,7 +3,11 @@
 // latents (docs/training.md). Writes denoiser.pt (EMA weights), checkpoint.pt, train.csv, eval.csv,
 // config.json and, on latents, its own copy of the autoencoder (autoencoder.pt). `latentlab
 // train-denoiser` and the sweep engine run it.
+#include <cstddef>
 #include <filesystem>
+#include <string>
+
+#include "latentlab/conditioning/conditioner_set.hpp"
 
 #include "latentlab/stages/stage.hpp"
 #include "latentlab/train/denoiser_config.hpp"
@@ -34,5 +38,10 @@ class DenoiserStage : public Stage {
   DenoiserTrainConfig config_;
   const registry::Registry& registry_;
 };
+
+// "conditioner" for one conditioner, "conditioner[i]" for one of a list: where its errors point.
+std::string conditioner_path(std::size_t index, std::size_t count);
+// Creates conditioners through the registry (the sample stage and `sample` rebuild a trained set).
+ConditionerSet::Factory conditioner_factory(const registry::Registry& registry);
 
 }  // namespace latentlab::stages

@@ -1,11 +1,15 @@
 #pragma once
 // The sample stage: draws samples from a trained denoiser with a sampler and a guider plugin, decodes
 // latents with the run's autoencoder, and writes samples.npy (float32 [N, C, H, W] in [-1, 1]),
-// latents.npy (latent models), samples.png (a grid) and samples.json (how they were made).
+// latents.npy (latent models), samples.png (a grid) and samples.json (how they were made). A
+// conditioned model's samples are conditioned on requested classes, captions, or the held-out images
+// (super-resolution, inpainting), which it records for the task metrics: conditions.json, labels.npy,
+// reference.npy and masks.npy (docs/conditioning.md).
 // `latentlab sample` and the sweep engine's eval entries run it (docs/samplers.md).
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,10 +25,13 @@ struct SampleConfig {
   PluginChoice guider{"none", nlohmann::json::object()};
   std::int64_t steps = 50;  // the sampler's step budget
   std::int64_t count = 16;
-  std::int64_t batch = 16;  // samples per sampler run
-  std::uint64_t seed = 0;   // z_T of sample i from its own seed (seed, i); the samplers' noise from seed
+  std::int64_t batch = 16;       // samples per sampler run
+  std::uint64_t seed = 0;        // z_T of sample i from its own seed (seed, i); the samplers' noise from seed
   std::string clip_x0 = "auto";  // on, off, auto: on in pixel space
   std::int64_t label = -1;       // class of a class-conditional model; -1: cycle through the classes
+  // Captions of a text-conditional model, cycled through; empty: captions naming the classes with
+  // templates no training caption used (docs/conditioning.md).
+  std::vector<std::string> prompts;
   std::int64_t latent_height = 0, latent_width = 0;  // 0: the training size
   std::int64_t columns = 0;                          // of the PNG grid; 0: about sqrt(count)
   // Files: post-hoc guidance's observation y and mask, and z_T given by the user ([count, c, h, w]
@@ -33,8 +40,8 @@ struct SampleConfig {
   std::string target, mask, init_latents;
 
   // Keys: sampler {name, params}, guider {name, params}, steps, count, batch, seed, clip_x0, class,
-  // latent_size (SIZE or [H, W]), columns, target, mask, init_latents. Throws ConfigError naming
-  // `path`.KEY for unknown keys, wrong types and bad values.
+  // prompts (a caption or a list), latent_size (SIZE or [H, W]), columns, target, mask, init_latents. Throws
+  // ConfigError naming `path`.KEY for unknown keys, wrong types and bad values.
   static SampleConfig from_json(const nlohmann::json& json, const std::string& path);
   nlohmann::json to_json() const;
 };
@@ -42,8 +49,8 @@ struct SampleConfig {
 // What a run of the stage measured (also in samples.json).
 struct SampleResult {
   std::int64_t count = 0;
-  std::int64_t nfe = 0;  // network evaluations per sampler run
-  double seconds = 0;    // sampling and decoding
+  std::int64_t nfe = 0;           // network evaluations per sampler run
+  double seconds = 0;             // sampling and decoding
   std::filesystem::path samples;  // samples.npy
 };
 
@@ -68,6 +75,7 @@ class SampleStage : public Stage {
  private:
   SampleConfig config_;
   const registry::Registry& registry_;
+  std::string path_;  // where errors point: a spec's JSON path, or "" for the flags of `latentlab sample`
   registry::Instance<Sampler> sampler_;
   registry::Instance<Guider> guider_;
 };

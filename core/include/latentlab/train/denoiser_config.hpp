@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "latentlab/conditioning/conditioner_set.hpp"
 #include "latentlab/diffusion/forward_process.hpp"
 #include "latentlab/export.hpp"
 #include "latentlab/nn/unet_config.hpp"
@@ -30,6 +31,9 @@ struct LATENTLAB_API DenoiserTrainConfig {
   // unet.in_channels and out_channels were not given: the denoiser stage sets both to the channels of
   // what it learns (the autoencoder's latent channels, or the images'), so a spec never repeats them.
   bool derive_unet_channels = false;
+  // "conditioner": one, or a list of two (a token and a map conditioner: hybrid), docs/conditioning.md.
+  // The denoiser stage derives the UNet's context_dim and input channels from them.
+  std::vector<ConditionerChoice> conditioners;
 
   // "train"
   std::int64_t steps = 1000;
@@ -43,6 +47,7 @@ struct LATENTLAB_API DenoiserTrainConfig {
   double ema_decay = 0.9999;      // 0: no EMA (evaluation uses the raw weights)
   std::int64_t log_every = 50;
   std::int64_t checkpoint_every = 500;
+  double p_uncond = 0.0;  // condition dropout: the probability that an example trains unconditionally
 
   // "eval": the yardsticks on held-out data
   std::int64_t eval_every = 500;  // 0: only at the end

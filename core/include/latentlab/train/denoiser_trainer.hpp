@@ -5,10 +5,12 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include <torch/torch.h>
 
+#include "latentlab/conditioning/conditioner_set.hpp"
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/export.hpp"
@@ -32,7 +34,23 @@ struct DenoiserTrainerParts {
   // Stage 2 on latents: the autoencoder of config.autoencoder (null: pixel space). The trainer moves it
   // to the run's device.
   std::shared_ptr<LatentCodec> codec;
+  // The conditioners of config.conditioners, set up for the data (null: unconditional, or class labels
+  // through unet.num_classes). The trainer moves them to the run's device and trains them with the UNet
+  // unless frozen; they are saved in the checkpoint and in denoiser.pt.
+  std::shared_ptr<ConditionerSet> conditioners;
 };
+
+// Sets the UNet's context_dim (and so its cross-attention) from the token conditioner and, when the
+// config leaves the UNet's channels to the stage, adds the map conditioner's channels to in_channels;
+// in the config and its resolved record. Throws ConfigError when the UNet given contradicts them.
+LATENTLAB_API void derive_conditioned_unet(DenoiserTrainConfig& config, const ConditionerSet& conditioners);
+
+// The first stage's deterministic encoder as stage 2 sees it, x -> rescaled mode of E(x), without
+// gradients (LatentCodec::encode_mode); the identity when `codec` is null (pixel space). What
+// conditioners that encode images get (ConditionerSetup::encode): it draws nothing, so training resumes
+// exactly and the EMA's conditioners see the same latents.
+LATENTLAB_API std::function<torch::Tensor(const torch::Tensor&)> latent_encoder(
+    std::shared_ptr<LatentCodec> codec);
 
 class LATENTLAB_API DenoiserTrainer {
  public:
@@ -53,6 +71,9 @@ class LATENTLAB_API DenoiserTrainer {
 
   nn::UNet model() const;
   nn::UNet ema_model() const;  // the model itself when ema_decay is 0
+  // The conditioners being trained and their EMA (the same object when ema_decay is 0); null without.
+  ConditionerSet* conditioners() const;
+  ConditionerSet* ema_conditioners() const;
 
  private:
   struct State;
