@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace latentlab::host {
 
@@ -24,6 +28,27 @@ double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
   }
   std::sort(per_call.begin(), per_call.end());
   return per_call[per_call.size() / 2];
+}
+
+// Resets the process's peak resident set size (Linux: "5" to /proc/self/clear_refs), so that
+// peak_rss_mib() measures from here on.
+inline void reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  if (clear) clear << "5";
+}
+
+// The peak resident set size since the last reset_peak_rss() (VmHWM), in MiB; -1 where unknown.
+inline double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmHWM:  1234 kB"
+  return -1;
+}
+
+// A measured value, or null where it could not be measured (negative).
+inline nlohmann::json json_or_null(double value) {
+  return value < 0 ? nlohmann::json() : nlohmann::json(value);
 }
 
 }  // namespace latentlab::host

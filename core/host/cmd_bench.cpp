@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/nn/unet.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
 
@@ -25,10 +26,17 @@ const char* const kDefaultUNet = R"({"in_channels": 4, "out_channels": 4, "model
   "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [1, 2],
   "num_head_channels": 32, "transformer_depth": 1, "context_dim": 64})";
 
+// Converts a module's 4-d parameters (convolution weights) to channels-last in place.
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
-                       double min_seconds, int threads, int openblas_threads,
-                       const std::string& device_name) {
+                       double min_seconds, int threads, int openblas_threads, const std::string& device_name,
+                       const std::vector<Precision>& precisions, bool channels_last) {
   nlohmann::json unet_input;
   try {
     unet_input = nlohmann::json::parse(unet_json);
@@ -45,53 +53,82 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
-  torch::manual_seed(0);
-  nn::UNet model(config);
-  model->to(device);
-  auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
+  for (const auto precision : precisions) check_precision(precision, device, "--precision");
+  const double forward_flops = config.forward_flops(shape[1], shape[2], context_tokens);
   nlohmann::json results = nlohmann::json::array();
-  for (const auto batch : batches) {
-    const auto on = torch::TensorOptions().device(device);
-    const auto x = torch::randn({batch, shape[0], shape[1], shape[2]}, on);
-    const auto t = torch::randint(1, 1001, {batch}, on.dtype(torch::kLong));
-    const auto context = config.use_spatial_transformer
-                             ? torch::randn({batch, context_tokens, config.context_dim}, on)
-                             : torch::Tensor();
-    const auto labels = config.num_classes > 0
-                            ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
-                            : torch::Tensor();
-    const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]}, on);
-    auto train_step = [&] {
-      optimizer.zero_grad();
-      const auto loss = (model->forward(x, t, context, {}, labels) - target).pow(2).mean();
-      loss.backward();
-      optimizer.step();
-      sync();
-    };
-    auto denoise = [&] {
-      torch::NoGradGuard no_grad;
-      model->forward(x, t, context, {}, labels);
-      sync();
-    };
-    model->train();
-    train_step();  // warm-up: allocations, first-call dispatch
-    const double train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
-    model->eval();
-    denoise();
-    const double denoise_seconds = median_seconds_per_call(denoise, repeats, min_seconds);
-    const double b = static_cast<double>(batch);
-    results.push_back({{"batch", batch},
-                       {"params", model->num_parameters()},
-                       {"train_samples_per_s", b / train_seconds},
-                       {"denoise_evals_per_s", b / denoise_seconds},
-                       {"train_step_ms", 1e3 * train_seconds},
-                       {"denoise_call_ms", 1e3 * denoise_seconds},
-                       {"device", device.str()},
-                       {"threads", threads},
-                       {"openblas_threads", openblas_threads},
-                       {"repeats", repeats}});
-    spdlog::info("batch {}: {:.1f} train samples/s, {:.1f} denoiser evaluations/s", batch, b / train_seconds,
-                 b / denoise_seconds);
+  for (const auto precision : precisions) {
+    // A fresh model per precision, so that every row starts from the same weights and optimizer state.
+    torch::manual_seed(0);
+    nn::UNet model(config);
+    model->to(device);
+    if (channels_last) to_channels_last(*model);
+    auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
+    for (const auto batch : batches) {
+      const auto on = torch::TensorOptions().device(device);
+      auto x = torch::randn({batch, shape[0], shape[1], shape[2]}, on);
+      if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      const auto t = torch::randint(1, 1001, {batch}, on.dtype(torch::kLong));
+      const auto context = config.use_spatial_transformer
+                               ? torch::randn({batch, context_tokens, config.context_dim}, on)
+                               : torch::Tensor();
+      const auto labels = config.num_classes > 0
+                              ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
+                              : torch::Tensor();
+      const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]}, on);
+      // The forward under autocast, the loss and backward in float32 outside it (as torch.autocast asks).
+      auto train_step = [&] {
+        optimizer.zero_grad();
+        torch::Tensor out;
+        {
+          AutocastGuard autocast(device, precision);
+          out = model->forward(x, t, context, {}, labels);
+        }
+        const auto loss = (out.to(torch::kFloat32) - target).pow(2).mean();
+        loss.backward();
+        optimizer.step();
+        sync();
+      };
+      auto denoise = [&] {
+        torch::NoGradGuard no_grad;
+        AutocastGuard autocast(device, precision);
+        model->forward(x, t, context, {}, labels);
+        sync();
+      };
+      reset_peak_rss();
+      model->train();
+      train_step();  // warm-up: allocations, first-call dispatch
+      const double train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
+      const double train_rss = peak_rss_mib();
+      reset_peak_rss();
+      model->eval();
+      denoise();
+      const double denoise_seconds = median_seconds_per_call(denoise, repeats, min_seconds);
+      const double denoise_rss = peak_rss_mib();
+      const double b = static_cast<double>(batch);
+      // A training step counts as three forwards (the backward pass computes two products per forward one).
+      results.push_back({{"batch", batch},
+                         {"precision", to_string(precision)},
+                         {"channels_last", channels_last},
+                         {"params", model->num_parameters()},
+                         {"forward_gflop_per_sample", forward_flops / 1e9},
+                         {"train_samples_per_s", b / train_seconds},
+                         {"denoise_evals_per_s", b / denoise_seconds},
+                         {"train_step_ms", 1e3 * train_seconds},
+                         {"denoise_call_ms", 1e3 * denoise_seconds},
+                         {"train_gflop_per_s", 3 * forward_flops * b / train_seconds / 1e9},
+                         {"denoise_gflop_per_s", forward_flops * b / denoise_seconds / 1e9},
+                         {"train_peak_rss_mib", json_or_null(train_rss)},
+                         {"denoise_peak_rss_mib", json_or_null(denoise_rss)},
+                         {"device", device.str()},
+                         {"threads", threads},
+                         {"openblas_threads", openblas_threads},
+                         {"repeats", repeats}});
+      spdlog::info(
+          "{} batch {}: {:.1f} train samples/s ({:.1f} GFLOP/s), {:.1f} denoiser evaluations/s "
+          "({:.1f} GFLOP/s)",
+          to_string(precision), batch, b / train_seconds, 3 * forward_flops * b / train_seconds / 1e9,
+          b / denoise_seconds, forward_flops * b / denoise_seconds / 1e9);
+    }
   }
   std::cout << results.dump(2) << "\n";
   return kOk;
@@ -105,13 +142,16 @@ int run_bench(const Args& args) {
     if (arg == "features" || arg == "fid") return run_bench_metrics(args);
   for (const auto& arg : args)
     if (arg == "sweep") return run_bench_sweep(args);
+  for (const auto& arg : args)
+    if (arg == "peak") return run_bench_peak(args);
   CommonOptions common;
   std::string what, unet_json = kDefaultUNet, shape_text = "4,8,8", batch_text = "1,64";
   std::int64_t context_tokens = 1;
   int repeats = 7;
   double min_seconds = 1.0;
   int openblas_threads = 1;
-  std::string device = "cpu";
+  std::string device = "cpu", precision_text = "fp32";
+  bool channels_last = false;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -122,6 +162,9 @@ int run_bench(const Args& args) {
       ("repeats", po::value(&repeats)->default_value(7), "timed rounds per measurement; the median is reported")
       ("min-seconds", po::value(&min_seconds)->default_value(1.0), "minimum duration of one timed round")
       ("device", po::value(&device)->default_value("cpu"), "cpu, cuda, cuda:N or auto (CUDA when available)")
+      ("precision", po::value(&precision_text)->default_value("fp32"),
+       "fp32, bf16 or fp16 (CUDA), comma-separated to compare them in one run (docs/precision.md)")
+      ("channels-last", po::bool_switch(&channels_last), "convolution weights and inputs in channels-last memory format")
       ("openblas-threads", po::value(&openblas_threads)->default_value(1),
        "OpenBLAS's own threads (1, the default everywhere in LatentLab; more only to measure the contention)");
   // clang-format on
@@ -130,20 +173,25 @@ int run_bench(const Args& args) {
   positional.add("what", po::value(&what));
   po::variables_map vm;
   const std::string usage =
-      "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] [--threads "
-      "N] (also: latentlab bench features --help, latentlab bench fid --help, latentlab bench sweep --help)";
+      "latentlab bench denoiser [--unet JSON] [--shape C,H,W] [--context-tokens M] [--batch 1,64] "
+      "[--precision "
+      "fp32,bf16] [--channels-last] [--threads N] (also: latentlab bench peak|features|fid|sweep --help)";
   if (!parse_command_line(
           "bench", args, options, positional, usage,
-          "Measures the UNet denoiser on random data and prints a JSON list, one object per batch "
-          "size: batch, params, train_samples_per_s (forward, backward, AdamW step) and "
-          "denoise_evals_per_s (forward without gradients), each the median of --repeats rounds.",
+          "Measures the UNet denoiser on random data and prints a JSON list, one object per precision "
+          "and batch size: train_samples_per_s (forward, backward, AdamW step) and denoise_evals_per_s "
+          "(forward without gradients), each the median of --repeats rounds; the GFLOP/s they achieve "
+          "(FLOPs counted from the layer shapes, docs/benchmarks.md) and the peak resident memory. "
+          "`latentlab bench peak` measures the machine's convolution and matrix-product peaks to read "
+          "them against.",
           vm))
     return kOk;
   if (what != "denoiser")
-    throw ConfigError("bench: what to measure? `denoiser`, `features`, `fid` or `sweep`" +
-                      (what.empty() ? std::string()
-                                    : ", got '" + what + "'" +
-                                          did_you_mean(what, {"denoiser", "features", "fid", "sweep"})) +
+    throw ConfigError("bench: what to measure? `denoiser`, `peak`, `features`, `fid` or `sweep`" +
+                      (what.empty()
+                           ? std::string()
+                           : ", got '" + what + "'" +
+                                 did_you_mean(what, {"denoiser", "peak", "features", "fid", "sweep"})) +
                       ". Usage: " + usage);
   if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
@@ -156,7 +204,8 @@ int run_bench(const Args& args) {
   }
   return run_bench_denoiser(parse_positive_int_list(batch_text, "--batch"), unet_json,
                             parse_positive_int_list(shape_text, "--shape"), context_tokens, repeats,
-                            min_seconds, threads, openblas_threads, device);
+                            min_seconds, threads, openblas_threads, device,
+                            parse_precision_list(precision_text, "--precision"), channels_last);
 }
 
 }  // namespace latentlab::host

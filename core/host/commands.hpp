@@ -15,6 +15,7 @@ int run_train_denoiser(const Args& args);
 int run_bench(const Args& args);
 int run_bench_metrics(const Args& args);  // `bench features`, `bench fid`
 int run_bench_sweep(const Args& args);    // `bench sweep`
+int run_bench_peak(const Args& args);     // `bench peak`
 int run_samplers(const Args& args);
 int run_sample(const Args& args);
 int run_train_autoencoder(const Args& args);

@@ -23,7 +23,8 @@ const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"bench",
        {latentlab::host::run_bench,
-        "measure throughput: `bench denoiser` (training, sampling), `bench features`, `bench fid`"}},
+        "measure throughput: `bench denoiser` (training, sampling), `bench peak`, `bench features`, `bench "
+        "fid`, `bench sweep`"}},
       {"doctor", {latentlab::host::run_doctor, "check threads, BLAS, datasets and plugins; say how to fix"}},
       {"fid",
        {latentlab::host::run_fid,

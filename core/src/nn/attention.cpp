@@ -54,8 +54,8 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::T
   // x: [B, C, H, W]
   const auto B = x.size(0), C = x.size(1), T = x.size(2) * x.size(3);
   const auto heads = num_heads_, d = C / heads;
-  const auto tokens = norm_->forward(x).view({B, C, T}).transpose(1, 2);  // [B, T, C]
-  const auto qkv = linear(tokens, qkv_->weight, qkv_->bias);              // [B, T, 3C]
+  const auto tokens = norm_->forward(x).flatten(2).transpose(1, 2);  // [B, T, C] (a view when channels-last)
+  const auto qkv = linear(tokens, qkv_->weight, qkv_->bias);         // [B, T, 3C]
   // The legacy layout groups channels per head as (H, 3, d); the new one as (3, H, d).
   const auto grouped = new_order_
                            ? qkv.view({B, T, 3, heads, d}).permute({2, 0, 3, 1, 4})   // [3, B, H, T, d]
@@ -115,9 +115,9 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(std::int64_t dim, std::int6
   attn1_ = register_module("attn1", CrossAttention(dim, dim, heads, dim_head, dropout));
   ff_ = register_module("ff", FeedForward(dim, 4, dropout));
   attn2_ = register_module("attn2", CrossAttention(dim, context_dim, heads, dim_head, dropout));
-  norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
-  norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
-  norm3_ = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  norm1_ = register_module("norm1", LayerNorm32(torch::nn::LayerNormOptions({dim})));
+  norm2_ = register_module("norm2", LayerNorm32(torch::nn::LayerNormOptions({dim})));
+  norm3_ = register_module("norm3", LayerNorm32(torch::nn::LayerNormOptions({dim})));
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
@@ -146,8 +146,8 @@ torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torc
                                               const torch::Tensor& context) {
   // x: [B, C, H, W]; context: [B, M, context_dim]
   const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto tokens = norm_->forward(x).view({B, C, H * W}).transpose(1, 2);   // [B, HW, C]
-  tokens = linear(tokens, proj_in_->weight, proj_in_->bias);             // [B, HW, inner]
+  auto tokens = norm_->forward(x).flatten(2).transpose(1, 2);  // [B, HW, C] (a view when channels-last)
+  tokens = linear(tokens, proj_in_->weight, proj_in_->bias);   // [B, HW, inner]
   for (auto& block : blocks_) tokens = block->forward(tokens, context);  // [B, HW, inner]
   tokens = linear(tokens, proj_out_->weight, proj_out_->bias);           // [B, HW, C]
   return x + tokens.transpose(1, 2).reshape({B, C, H, W});               // [B, C, H, W]

@@ -42,16 +42,31 @@ void push_block(TimestepSequential& sequential, const Holder& holder) {
                    });
 }
 
-// LDM's GroupNorm32: GroupNorm computed in float32 whatever the input's dtype; parameters `weight`, `bias`.
+// LDM's GroupNorm32: GroupNorm computed in float32 (or float64) whatever the input's dtype; parameters
+// `weight`, `bias`.
 class GroupNorm32Impl : public torch::nn::GroupNormImpl {
  public:
   using torch::nn::GroupNormImpl::GroupNormImpl;
   torch::Tensor forward(const torch::Tensor& x) {
-    if (x.scalar_type() == torch::kFloat32) return torch::nn::GroupNormImpl::forward(x);
+    if (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64)
+      return torch::nn::GroupNormImpl::forward(x);
     return torch::nn::GroupNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
   }
 };
 TORCH_MODULE(GroupNorm32);
+
+// LayerNorm computed in float32 whatever the input's dtype (LibTorch 1.13's CPU LayerNorm takes no
+// bf16 input with float32 weights under autocast); parameters `weight`, `bias` (docs/precision.md).
+class LayerNorm32Impl : public torch::nn::LayerNormImpl {
+ public:
+  using torch::nn::LayerNormImpl::LayerNormImpl;
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64)
+      return torch::nn::LayerNormImpl::forward(x);
+    return torch::nn::LayerNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
+  }
+};
+TORCH_MODULE(LayerNorm32);
 
 // GroupNorm32(32, channels) (LDM's `normalization`).
 GroupNorm32 normalization(std::int64_t channels, double eps = 1e-5);
@@ -156,7 +171,7 @@ class BasicTransformerBlockImpl : public torch::nn::Module {
  private:
   CrossAttention attn1_{nullptr}, attn2_{nullptr};
   FeedForward ff_{nullptr};
-  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr}, norm3_{nullptr};
+  LayerNorm32 norm1_{nullptr}, norm2_{nullptr}, norm3_{nullptr};
 };
 TORCH_MODULE(BasicTransformerBlock);
 

@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "latentlab/precision.hpp"
+
 namespace latentlab::nn {
 
 namespace {
@@ -18,9 +20,15 @@ SgemmFn sgemm() {
   return fn;
 }
 
-bool fast_path(const torch::Tensor& a, const torch::Tensor& b) {
+bool sgemm_applies(const torch::Tensor& a, const torch::Tensor& b) {
   return sgemm() && a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == torch::kFloat32 &&
          b.scalar_type() == torch::kFloat32;
+}
+
+// Under CPU autocast the products go to LibTorch, which casts them to the autocast dtype (bf16). The
+// backward passes of the functions below only run where the forward took this path.
+bool fast_path(const torch::Tensor& a, const torch::Tensor& b) {
+  return sgemm_applies(a, b) && !autocast_enabled(a.device());
 }
 
 torch::Tensor op(const torch::Tensor& x, bool transpose) {
@@ -48,7 +56,7 @@ void gemm_rows(const float* A, const float* B, float* C, std::int64_t m, std::in
 
 torch::Tensor batched_product(const torch::Tensor& a_in, const torch::Tensor& b_in, bool ta, bool tb,
                               double alpha) {
-  if (!fast_path(a_in, b_in)) {
+  if (!sgemm_applies(a_in, b_in)) {
     auto c = torch::matmul(op(a_in, ta), op(b_in, tb));
     return alpha == 1.0 ? c : c * alpha;
   }
@@ -150,6 +158,10 @@ struct Linear : public torch::autograd::Function<Linear> {
 
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, bool transpose_a,
                              bool transpose_b, double alpha) {
+  if (!fast_path(a, b)) {
+    auto c = torch::matmul(op(a, transpose_a), op(b, transpose_b));
+    return alpha == 1.0 ? c : c * alpha;
+  }
   if (!torch::GradMode::is_enabled() || !(a.requires_grad() || b.requires_grad()))
     return batched_product(a, b, transpose_a, transpose_b, alpha);
   return BatchedMatmul::apply(a, b, transpose_a, transpose_b, alpha);

@@ -168,8 +168,10 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
                                 const torch::Tensor& concat, const torch::Tensor& y) {
   check_inputs(x, t, context, concat, y);
   // t: [B] -> [B, mc] -> [B, 4 mc]
-  auto emb = time_embed_2_->forward(torch::silu(
-      time_embed_0_->forward(timestep_embedding(t.to(torch::kFloat32) - 1.0, config_.model_channels))));
+  // The sinusoid in float32 (docs/precision.md), then the weights' dtype (float64 in some tests).
+  const auto sinusoid = timestep_embedding(t.to(torch::kFloat32) - 1.0, config_.model_channels)
+                            .to(time_embed_0_->weight.scalar_type());
+  auto emb = time_embed_2_->forward(torch::silu(time_embed_0_->forward(sinusoid)));
   if (label_emb_) emb = emb + label_emb_->forward(y);
 
   auto h = concat.defined() ? torch::cat({x, concat}, 1) : x;  // [B, in_channels, H, W]

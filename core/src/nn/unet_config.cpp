@@ -1,5 +1,6 @@
 #include "latentlab/nn/unet_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "latentlab/error.hpp"
@@ -136,6 +137,85 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& json, const std::string& 
 std::pair<std::int64_t, std::int64_t> UNetConfig::heads_for(std::int64_t channels) const {
   if (num_head_channels == -1) return {num_heads, channels / num_heads};
   return {channels / num_head_channels, num_head_channels};
+}
+
+double UNetConfig::forward_flops(std::int64_t H, std::int64_t W, std::int64_t context_tokens) const {
+  // Walks the blocks in the order UNetImpl's constructor builds them (core/src/nn/unet.cpp).
+  const double M = static_cast<double>(context_tokens);
+  const double mc = static_cast<double>(model_channels), emb = 4 * mc;
+  auto conv = [](double in, double out, double k, double positions) {
+    return 2 * in * out * k * k * positions;
+  };
+  auto linear = [](double in, double out, double tokens) { return 2 * in * out * tokens; };
+  double flops = linear(mc, emb, 1) + linear(emb, emb, 1);  // time_embed
+  // ResBlock at h x w input positions; `scale` is the output's positions over the input's (4, 1/4, 1).
+  auto res_block = [&](double in, double out, double positions, double scale) {
+    const double p = positions * scale;
+    double f =
+        conv(in, out, 3, p) + conv(out, out, 3, p) + linear(emb, use_scale_shift_norm ? 2 * out : out, 1);
+    if (in != out) f += conv(in, out, 1, p);
+    return f;
+  };
+  auto attention = [&](double channels, double T) {
+    if (!use_spatial_transformer)  // qkv, QK^T and AV over all heads, proj_out
+      return linear(channels, 3 * channels, T) + 2 * (2 * T * T * channels) + linear(channels, channels, T);
+    const double inner = channels;                                       // heads * dim_head (heads_for)
+    double f = linear(channels, inner, T) + linear(inner, channels, T);  // proj_in, proj_out
+    const double cd = static_cast<double>(context_dim);
+    for (std::int64_t i = 0; i < transformer_depth; ++i) {
+      f += 4 * linear(inner, inner, T) + 2 * (2 * T * T * inner);                             // attn1
+      f += 2 * linear(inner, inner, T) + 2 * linear(cd, inner, M) + 2 * (2 * T * M * inner);  // attn2
+      f += linear(inner, 8 * inner, T) + linear(4 * inner, inner, T);                         // GEGLU ff
+    }
+    return f;
+  };
+  auto has_attention = [&](std::int64_t ds) {
+    return std::find(attention_resolutions.begin(), attention_resolutions.end(), ds) !=
+           attention_resolutions.end();
+  };
+  double positions = static_cast<double>(H) * static_cast<double>(W);
+  flops += conv(static_cast<double>(in_channels), mc, 3, positions);
+  std::vector<double> skips = {mc};
+  double ch = mc;
+  std::int64_t ds = 1;
+  for (std::int64_t level = 0; level < levels(); ++level) {
+    const double out = mc * static_cast<double>(channel_mult[static_cast<std::size_t>(level)]);
+    for (std::int64_t i = 0; i < num_res_blocks; ++i) {
+      flops += res_block(ch, out, positions, 1);
+      ch = out;
+      if (has_attention(ds)) flops += attention(ch, positions);
+      skips.push_back(ch);
+    }
+    if (level != levels() - 1) {
+      if (resblock_updown)
+        flops += res_block(ch, ch, positions, 0.25);
+      else if (conv_resample)
+        flops += conv(ch, ch, 3, positions / 4);
+      positions /= 4;
+      skips.push_back(ch);
+      ds *= 2;
+    }
+  }
+  flops += 2 * res_block(ch, ch, positions, 1) + attention(ch, positions);  // middle block
+  for (std::int64_t level = levels() - 1; level >= 0; --level) {
+    const double out = mc * static_cast<double>(channel_mult[static_cast<std::size_t>(level)]);
+    for (std::int64_t i = 0; i <= num_res_blocks; ++i) {
+      const double skip = skips.back();
+      skips.pop_back();
+      flops += res_block(ch + skip, out, positions, 1);
+      ch = out;
+      if (has_attention(ds)) flops += attention(ch, positions);
+      if (level > 0 && i == num_res_blocks) {
+        if (resblock_updown)
+          flops += res_block(ch, ch, positions, 4);
+        else if (conv_resample)
+          flops += conv(ch, ch, 3, positions * 4);
+        positions *= 4;
+        ds /= 2;
+      }
+    }
+  }
+  return flops + conv(ch, static_cast<double>(out_channels), 3, positions);  // out
 }
 
 nlohmann::json UNetConfig::to_json() const {

@@ -5,7 +5,8 @@
 // loops over its matrices on one thread with a dispatch per matrix: attention and linear layers then
 // used one core and took most of the benchmark UNet's time (docs/benchmarks.md). These functions
 // split the work over LibTorch's threads and call BLAS sgemm directly. They are differentiable, and
-// fall back to LibTorch's own products off the CPU, for other dtypes, or without cblas_sgemm.
+// fall back to LibTorch's own products off the CPU, for other dtypes, under autocast
+// (latentlab/precision.hpp), or without cblas_sgemm.
 #include <torch/torch.h>
 
 #include "latentlab/export.hpp"

@@ -50,6 +50,12 @@ struct LATENTLAB_API UNetConfig {
   std::int64_t size_divisor() const { return std::int64_t{1} << (levels() - 1); }
   // (heads, channels per head) for attention over `channels` channels (LDM's rule).
   std::pair<std::int64_t, std::int64_t> heads_for(std::int64_t channels) const;
+
+  // Floating-point operations of one forward pass for one sample of H x W latents with M context
+  // tokens (docs/benchmarks.md, "FLOPs"): 2 per multiply-add of every convolution, linear layer and
+  // attention product (QK^T and AV); norms, activations, the time embedding's sinusoid and
+  // elementwise sums are left out (under 1% of the total for the UNets in docs/benchmarks.md).
+  double forward_flops(std::int64_t H, std::int64_t W, std::int64_t context_tokens = 1) const;
 };
 
 }  // namespace latentlab::nn

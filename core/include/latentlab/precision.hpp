@@ -1,0 +1,57 @@
+#pragma once
+// Compute precision (docs/precision.md): fp32, or autocast to bf16 (CPU and CUDA) or fp16 (CUDA) with
+// float32 weights. One setting that the commands, the spec and `bench` share; what stays float32
+// under any setting is listed in docs/precision.md.
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "latentlab/export.hpp"
+
+namespace latentlab {
+
+enum class Precision { fp32, bf16, fp16 };
+
+// "fp32", "bf16" or "fp16"; ConfigError naming `what` and the valid values otherwise.
+LATENTLAB_API Precision parse_precision(const std::string& text, const std::string& what = "precision");
+LATENTLAB_API std::string to_string(Precision precision);
+// "fp32,bf16" -> {fp32, bf16}; at least one.
+LATENTLAB_API std::vector<Precision> parse_precision_list(const std::string& text,
+                                                          const std::string& what = "precision");
+
+// The dtype that matrix products and convolutions run in: float32, bfloat16 or float16.
+LATENTLAB_API torch::ScalarType compute_dtype(Precision precision);
+
+// ConfigError naming `what` when `device` cannot run `precision`: fp16 autocast needs CUDA (LibTorch's
+// CPU autocast has no float16 kernels for convolutions).
+LATENTLAB_API void check_precision(Precision precision, const torch::Device& device,
+                                   const std::string& what = "precision");
+
+// Whether this CPU has native bfloat16 dot products (AVX512-BF16 or AMX-BF16), which make bf16
+// convolutions and matrix products faster than float32; without them bf16 runs, emulated, and is
+// slower. Read once from /proc/cpuinfo (false where that is missing).
+LATENTLAB_API bool cpu_has_native_bf16();
+
+// The precision a setting of "auto" means on `device`: bf16 on CUDA and on CPUs with native bf16,
+// fp32 on other CPUs.
+LATENTLAB_API Precision auto_precision(const torch::Device& device);
+
+// Whether autocast is on for `device`'s type in this thread.
+LATENTLAB_API bool autocast_enabled(const torch::Device& device);
+
+// Turns autocast to `precision`'s dtype on for `device` while it lives and restores the previous
+// state after (fp32: changes nothing). Nestable; its own thread only, like LibTorch's autocast.
+class LATENTLAB_API AutocastGuard {
+ public:
+  AutocastGuard(const torch::Device& device, Precision precision);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool active_ = false, cuda_ = false, was_enabled_ = false;
+  torch::ScalarType previous_dtype_ = torch::kFloat32;
+};
+
+}  // namespace latentlab

@@ -1,0 +1,162 @@
+#include "latentlab/precision.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
+
+// LibTorch 2.4 replaced the per-device autocast functions by ones that take the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define LATENTLAB_AUTOCAST_BY_DEVICE_TYPE 1
+#endif
+
+namespace latentlab {
+
+namespace {
+
+bool enabled_for(bool cuda) {
+#ifdef LATENTLAB_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+void set_enabled_for(bool cuda, bool enabled) {
+#ifdef LATENTLAB_AUTOCAST_BY_DEVICE_TYPE
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, enabled);
+#else
+  if (cuda)
+    at::autocast::set_enabled(enabled);
+  else
+    at::autocast::set_cpu_enabled(enabled);
+#endif
+}
+
+torch::ScalarType dtype_for(bool cuda) {
+#ifdef LATENTLAB_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+void set_dtype_for(bool cuda, torch::ScalarType dtype) {
+#ifdef LATENTLAB_AUTOCAST_BY_DEVICE_TYPE
+  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, dtype);
+#else
+  if (cuda)
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  else
+    at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+bool read_cpu_has_native_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string word;
+    while (words >> word)
+      if (word == "avx512_bf16" || word == "amx_bf16") return true;
+    return false;  // the first CPU's flags are every CPU's
+  }
+  return false;
+}
+
+}  // namespace
+
+Precision parse_precision(const std::string& text, const std::string& what) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "bf16") return Precision::bf16;
+  if (text == "fp16") return Precision::fp16;
+  throw ConfigError(what + ": expected \"fp32\", \"bf16\" or \"fp16\", got \"" + text + "\"" +
+                    did_you_mean(text, {"fp32", "bf16", "fp16"}));
+}
+
+std::vector<Precision> parse_precision_list(const std::string& text, const std::string& what) {
+  std::vector<Precision> precisions;
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ','))
+    if (!item.empty()) precisions.push_back(parse_precision(item, what));
+  if (precisions.empty()) throw ConfigError(what + ": expected at least one of fp32, bf16, fp16");
+  return precisions;
+}
+
+std::string to_string(Precision precision) {
+  switch (precision) {
+    case Precision::bf16:
+      return "bf16";
+    case Precision::fp16:
+      return "fp16";
+    case Precision::fp32:
+      break;
+  }
+  return "fp32";
+}
+
+torch::ScalarType compute_dtype(Precision precision) {
+  switch (precision) {
+    case Precision::bf16:
+      return torch::kBFloat16;
+    case Precision::fp16:
+      return torch::kFloat16;
+    case Precision::fp32:
+      break;
+  }
+  return torch::kFloat32;
+}
+
+void check_precision(Precision precision, const torch::Device& device, const std::string& what) {
+  if (precision == Precision::fp16 && !device.is_cuda())
+    throw ConfigError(what +
+                      ": fp16 runs on CUDA only (LibTorch's CPU autocast has no float16 "
+                      "convolutions); use \"bf16\" on the CPU");
+}
+
+bool cpu_has_native_bf16() {
+  static const bool has = read_cpu_has_native_bf16();
+  return has;
+}
+
+Precision auto_precision(const torch::Device& device) {
+  // Every CUDA device LibTorch 2.x supports runs bf16 autocast; before Ampere it is emulated, and
+  // fp16 is the faster choice there (docs/precision.md).
+  if (device.is_cuda()) return Precision::bf16;
+  return cpu_has_native_bf16() ? Precision::bf16 : Precision::fp32;
+}
+
+bool autocast_enabled(const torch::Device& device) {
+  return enabled_for(device.is_cuda());
+}
+
+AutocastGuard::AutocastGuard(const torch::Device& device, Precision precision) {
+  if (precision == Precision::fp32) return;
+  check_precision(precision, device);
+  active_ = true;
+  cuda_ = device.is_cuda();
+  was_enabled_ = enabled_for(cuda_);
+  previous_dtype_ = dtype_for(cuda_);
+  set_enabled_for(cuda_, true);
+  set_dtype_for(cuda_, compute_dtype(precision));
+  // As torch.autocast: the cast weights are cached while any guard lives and dropped when the
+  // outermost one ends, so that an optimizer step is never read through a stale low-precision copy.
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  set_enabled_for(cuda_, was_enabled_);
+  set_dtype_for(cuda_, previous_dtype_);
+}
+
+}  // namespace latentlab

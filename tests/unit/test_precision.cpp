@@ -1,0 +1,248 @@
+// Precision (docs/precision.md): the setting, autocast's guard, the UNet in bf16 and channels-last
+// against float32, and the UNet's FLOP count (docs/benchmarks.md) against the products LibTorch runs.
+#include <gtest/gtest.h>
+
+#include <ATen/record_function.h>
+
+#include <cstring>
+#include <iostream>
+#include <mutex>
+
+#include "latentlab/error.hpp"
+#include "latentlab/nn/unet.hpp"
+#include "latentlab/precision.hpp"
+
+namespace latentlab {
+namespace {
+
+using nn::UNet;
+using nn::UNetConfig;
+
+UNetConfig cross_attention_unet() {
+  return UNetConfig::from_json({{"in_channels", 4},
+                                {"out_channels", 4},
+                                {"model_channels", 32},
+                                {"channel_mult", {1, 2}},
+                                {"num_res_blocks", 1},
+                                {"attention_resolutions", {1, 2}},
+                                {"num_head_channels", 16},
+                                {"context_dim", 24}},
+                               "unet");
+}
+
+UNetConfig self_attention_unet() {
+  return UNetConfig::from_json({{"in_channels", 3},
+                                {"out_channels", 6},
+                                {"model_channels", 32},
+                                {"channel_mult", {1, 2, 2}},
+                                {"num_res_blocks", 2},
+                                {"attention_resolutions", {2, 4}},
+                                {"num_heads", 2},
+                                {"num_head_channels", -1},
+                                {"use_scale_shift_norm", true},
+                                {"resblock_updown", true}},
+                               "unet");
+}
+
+// Zero-initialised output layers leave branches inert; random weights wake every one of them.
+void perturb(UNet& model) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(7);
+  for (auto& p : model->parameters()) p.add_(0.05 * torch::randn_like(p));
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm() / b.to(torch::kFloat64).norm())
+      .item<double>();
+}
+
+TEST(Precision, ParsesTheSettingAndNamesTheValidValues) {
+  EXPECT_EQ(parse_precision("fp32"), Precision::fp32);
+  EXPECT_EQ(parse_precision("bf16"), Precision::bf16);
+  EXPECT_EQ(parse_precision("fp16"), Precision::fp16);
+  EXPECT_EQ(to_string(Precision::bf16), "bf16");
+  EXPECT_EQ(compute_dtype(Precision::bf16), torch::kBFloat16);
+  EXPECT_EQ(parse_precision_list("fp32,bf16"), (std::vector<Precision>{Precision::fp32, Precision::bf16}));
+  try {
+    parse_precision("bf61", "train.precision");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("train.precision"), std::string::npos) << what;
+    EXPECT_NE(what.find("\"bf16\""), std::string::npos) << what;
+  }
+  EXPECT_THROW(parse_precision_list(","), ConfigError);
+  EXPECT_THROW(check_precision(Precision::fp16, torch::Device(torch::kCPU)), ConfigError);
+  EXPECT_NO_THROW(check_precision(Precision::bf16, torch::Device(torch::kCPU)));
+}
+
+TEST(Precision, AutocastGuardTurnsAutocastOnAndRestoresIt) {
+  const torch::Device cpu(torch::kCPU);
+  ASSERT_FALSE(autocast_enabled(cpu));
+  const auto a = torch::randn({8, 8}), b = torch::randn({8, 8});
+  {
+    AutocastGuard fp32(cpu, Precision::fp32);
+    EXPECT_FALSE(autocast_enabled(cpu));
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+  }
+  {
+    AutocastGuard outer(cpu, Precision::bf16);
+    EXPECT_TRUE(autocast_enabled(cpu));
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    {
+      AutocastGuard inner(cpu, Precision::bf16);
+      EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    }
+    EXPECT_TRUE(autocast_enabled(cpu));  // the inner guard restored the outer state
+  }
+  EXPECT_FALSE(autocast_enabled(cpu));
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+}
+
+// bf16 keeps 8 significant bits: each product's inputs are rounded to a relative 2^-9 = 0.2%, and the
+// UNet's ~30 layers add such errors in quadrature (the residual paths and GroupNorms keep them from
+// compounding). So the output's relative error should be near 1% and far below 5%, and, as proof that
+// bf16 ran at all, above the 1e-4 that float32 reordering alone could give.
+TEST(Precision, Bf16UNetMatchesFloat32WithinBf16Rounding) {
+  for (const auto& config : {cross_attention_unet(), self_attention_unet()}) {
+    torch::manual_seed(0);
+    UNet model(config);
+    perturb(model);
+    model->eval();
+    const auto x = torch::randn({4, config.in_channels, 8, 8});
+    const auto t = torch::tensor({1, 250, 500, 1000});
+    const auto context = config.context_dim ? torch::randn({4, 3, config.context_dim}) : torch::Tensor();
+    torch::NoGradGuard no_grad;
+    const auto reference = model->forward(x, t, context);
+    torch::Tensor low;
+    {
+      AutocastGuard autocast(torch::Device(torch::kCPU), Precision::bf16);
+      low = model->forward(x, t, context);
+    }
+    EXPECT_EQ(low.scalar_type(), torch::kBFloat16);
+    const double error = relative_error(low, reference);
+    std::cout << "bf16 UNet output, relative L2 error against float32: " << error << "\n";
+    EXPECT_LT(error, 0.05) << config.to_json();
+    EXPECT_GT(error, 1e-4) << "bf16 did not run: " << config.to_json();
+  }
+}
+
+TEST(Precision, Bf16TrainingStepGivesFloat32GradientsToFloat32Weights) {
+  torch::manual_seed(0);
+  const auto config = cross_attention_unet();
+  UNet model(config);
+  perturb(model);
+  const auto x = torch::randn({4, 4, 8, 8});
+  const auto t = torch::tensor({1, 250, 500, 1000});
+  const auto context = torch::randn({4, 3, 24});
+  auto gradients = [&](Precision precision) {
+    model->zero_grad();
+    torch::Tensor out;
+    {
+      AutocastGuard autocast(torch::Device(torch::kCPU), precision);
+      out = model->forward(x, t, context);
+    }
+    out.to(torch::kFloat32).pow(2).mean().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto reference = gradients(Precision::fp32), low = gradients(Precision::bf16);
+  ASSERT_EQ(reference.size(), low.size());
+  torch::Tensor all_reference = torch::cat([&] {
+    std::vector<torch::Tensor> flat;
+    for (const auto& g : reference) flat.push_back(g.flatten());
+    return flat;
+  }());
+  std::vector<torch::Tensor> flat_low;
+  for (const auto& g : low) {
+    EXPECT_EQ(g.scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(torch::isfinite(g).all().item<bool>());
+    flat_low.push_back(g.flatten());
+  }
+  // The gradient as a whole agrees to bf16 rounding (backward doubles the products of forward).
+  const double error = relative_error(torch::cat(flat_low), all_reference);
+  std::cout << "bf16 UNet gradient, relative L2 error against float32: " << error << "\n";
+  EXPECT_LT(error, 0.05);
+  for (const auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+}
+
+TEST(Precision, ChannelsLastUNetMatchesContiguous) {
+  for (const auto& config : {cross_attention_unet(), self_attention_unet()}) {
+    torch::manual_seed(0);
+    UNet model(config);
+    perturb(model);
+    const auto x = torch::randn({2, config.in_channels, 8, 8});
+    const auto t = torch::tensor({3, 700});
+    const auto context = config.context_dim ? torch::randn({2, 3, config.context_dim}) : torch::Tensor();
+    torch::NoGradGuard no_grad;
+    const auto reference = model->forward(x, t, context);
+    for (auto& p : model->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    const auto out = model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), t, context);
+    EXPECT_LT(relative_error(out, reference), 1e-5) << config.to_json();
+  }
+}
+
+// ---- FLOPs: the analytic count against every product LibTorch dispatches ----
+
+std::mutex flop_mutex;
+double counted_flops = 0;
+
+double product(c10::IntArrayRef sizes) {
+  double p = 1;
+  for (const auto s : sizes) p *= static_cast<double>(s);
+  return p;
+}
+
+// 2 per multiply-add of aten::convolution (input, weight, bias, stride, padding, ...), mm, addmm
+// (bias, a, b), bmm and baddbmm; other ops count nothing.
+std::unique_ptr<at::ObserverContext> count_flops(const at::RecordFunction& fn) {
+  const std::string name = fn.name();
+  const auto inputs = fn.inputs();
+  double flops = 0;
+  if (name == "aten::convolution") {
+    const auto in = inputs[0].toTensor().sizes(), weight = inputs[1].toTensor().sizes();
+    const auto stride = inputs[3].toIntVector(), padding = inputs[4].toIntVector();
+    double out_positions = 1;
+    for (std::size_t d = 0; d < 2; ++d)
+      out_positions *= static_cast<double>((in[d + 2] + 2 * padding[d] - weight[d + 2]) / stride[d] + 1);
+    flops = 2 * static_cast<double>(in[0]) * out_positions * product(weight);
+  } else if (name == "aten::mm" || name == "aten::bmm") {
+    const auto a = inputs[0].toTensor().sizes(), b = inputs[1].toTensor().sizes();
+    flops = 2 * product(a) * static_cast<double>(b.back());
+  } else if (name == "aten::addmm" || name == "aten::baddbmm") {
+    const auto a = inputs[1].toTensor().sizes(), b = inputs[2].toTensor().sizes();
+    flops = 2 * product(a) * static_cast<double>(b.back());
+  }
+  if (flops > 0) {
+    std::lock_guard<std::mutex> lock(flop_mutex);
+    counted_flops += flops;
+  }
+  return nullptr;
+}
+
+TEST(Precision, UNetFlopCountEqualsTheProductsLibTorchRuns) {
+  for (const auto& config : {cross_attention_unet(), self_attention_unet()}) {
+    torch::manual_seed(0);
+    UNet model(config);
+    // float64: no two-core float32 path (nn/cpu_matmul.hpp), so every product goes through LibTorch.
+    model->to(torch::kFloat64);
+    const std::int64_t B = 3, H = 8, W = 16, M = 5;
+    const auto x = torch::randn({B, config.in_channels, H, W}, torch::kFloat64);
+    const auto t = torch::tensor({1, 2, 3});
+    const auto context =
+        config.context_dim ? torch::randn({B, M, config.context_dim}, torch::kFloat64) : torch::Tensor();
+    counted_flops = 0;
+    torch::NoGradGuard no_grad;
+    const auto handle = at::addGlobalCallback(at::RecordFunctionCallback(count_flops).needsInputs(true));
+    model->forward(x, t, context);
+    at::removeCallback(handle);
+    const double expected = static_cast<double>(B) * config.forward_flops(H, W, M);
+    EXPECT_GT(counted_flops, 0);
+    EXPECT_NEAR(counted_flops / expected, 1.0, 1e-9) << config.to_json();
+  }
+}
+
+}  // namespace
+}  // namespace latentlab
