@@ -31,10 +31,14 @@ double median_seconds_per_call(Fn&& fn, int repeats, double min_seconds) {
 }
 
 // Resets the process's peak resident set size (Linux: "5" to /proc/self/clear_refs), so that
-// peak_rss_mib() measures from here on.
-inline void reset_peak_rss() {
+// peak_rss_mib() measures from here on;
+// false where it cannot (the figure would then be the peak since the process started).
+inline bool reset_peak_rss() {
   std::ofstream clear("/proc/self/clear_refs");
-  if (clear) clear << "5";
+  if (!clear) return false;
+  clear << "5";
+  clear.flush();
+  return static_cast<bool>(clear);
 }
 
 // The peak resident set size since the last reset_peak_rss() (VmHWM), in MiB; -1 where unknown.

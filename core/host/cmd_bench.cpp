@@ -94,16 +94,17 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
         model->forward(x, t, context, {}, labels);
         sync();
       };
-      reset_peak_rss();
-      model->train();
-      train_step();  // warm-up: allocations, first-call dispatch
-      const double train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
-      const double train_rss = peak_rss_mib();
-      reset_peak_rss();
+      // Evaluation first, so that its peak memory holds no gradients or optimizer state of this row.
+      bool rss_reset = reset_peak_rss();
       model->eval();
-      denoise();
+      denoise();  // warm-up: allocations, first-call dispatch
       const double denoise_seconds = median_seconds_per_call(denoise, repeats, min_seconds);
-      const double denoise_rss = peak_rss_mib();
+      const double denoise_rss = rss_reset ? peak_rss_mib() : -1;
+      rss_reset = reset_peak_rss();
+      model->train();
+      train_step();
+      const double train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
+      const double train_rss = rss_reset ? peak_rss_mib() : -1;
       const double b = static_cast<double>(batch);
       // A training step counts as three forwards (the backward pass computes two products per forward one).
       results.push_back({{"batch", batch},

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "latentlab/error.hpp"
+#include "latentlab/nn/cpu_matmul.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/precision.hpp"
 
@@ -97,6 +98,72 @@ TEST(Precision, AutocastGuardTurnsAutocastOnAndRestoresIt) {
   }
   EXPECT_FALSE(autocast_enabled(cpu));
   EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+  // fp32 inside bf16 turns autocast off (what must stay float32 stays so), and bf16 comes back after.
+  {
+    AutocastGuard outer(cpu, Precision::bf16);
+    {
+      AutocastGuard inner(cpu, Precision::fp32);
+      EXPECT_FALSE(autocast_enabled(cpu));
+      EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+    }
+    EXPECT_TRUE(autocast_enabled(cpu));
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_FALSE(autocast_enabled(cpu));
+}
+
+// Autocast caches the bf16 copy of a weight; the outermost guard's end must drop it, or the next
+// forward would read the weight as it was before the optimizer step.
+TEST(Precision, AWeightUpdatedBetweenGuardsIsReadAfresh) {
+  const torch::Device cpu(torch::kCPU);
+  torch::manual_seed(0);
+  const auto x = torch::randn({16, 32});
+  auto weight = torch::randn({32, 32}).requires_grad_(true);
+  {
+    AutocastGuard autocast(cpu, Precision::bf16);
+    torch::mm(x, weight);
+  }
+  {
+    torch::NoGradGuard no_grad;
+    weight.add_(1.0);
+  }
+  torch::Tensor y;
+  {
+    AutocastGuard autocast(cpu, Precision::bf16);
+    y = torch::mm(x, weight);
+  }
+  const auto expected = torch::mm(x, weight.detach());
+  EXPECT_LT(relative_error(y, expected), 1e-2);
+}
+
+// Under autocast the two-core float32 products (nn/cpu_matmul.hpp) step aside for LibTorch's bf16
+// ones; gradients still reach float32 leaves as float32.
+TEST(Precision, TwoCoreProductsStepAsideUnderAutocast) {
+  const torch::Device cpu(torch::kCPU);
+  torch::manual_seed(0);
+  const auto x = torch::randn({2, 16, 32}).requires_grad_(true);
+  const auto weight = torch::randn({24, 32}).requires_grad_(true);
+  const auto bias = torch::randn({24}).requires_grad_(true);
+  const auto k = torch::randn({2, 16, 32}).requires_grad_(true);
+  torch::Tensor y, s;
+  {
+    AutocastGuard autocast(cpu, Precision::bf16);
+    y = nn::linear(x, weight, bias);
+    s = nn::batched_matmul(x, k, false, true, 0.5);
+  }
+  EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(s.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(relative_error(y, torch::nn::functional::linear(x, weight, bias)), 1e-2);
+  EXPECT_LT(relative_error(s, 0.5 * torch::matmul(x, k.transpose(1, 2))), 1e-2);
+  (y.to(torch::kFloat32).sum() + s.to(torch::kFloat32).sum()).backward();
+  for (const auto& leaf : {x, weight, bias, k}) {
+    ASSERT_TRUE(leaf.grad().defined());
+    EXPECT_EQ(leaf.grad().scalar_type(), torch::kFloat32);
+  }
+  {  // and outside autocast they are float32 again
+    torch::NoGradGuard no_grad;
+    EXPECT_EQ(nn::linear(x, weight, bias).scalar_type(), torch::kFloat32);
+  }
 }
 
 // bf16 keeps 8 significant bits: each product's inputs are rounded to a relative 2^-9 = 0.2%, and the
@@ -167,7 +234,7 @@ TEST(Precision, Bf16TrainingStepGivesFloat32GradientsToFloat32Weights) {
   for (const auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
 }
 
-TEST(Precision, ChannelsLastUNetMatchesContiguous) {
+TEST(Precision, ChannelsLastUNetMatchesContiguousInFloat32AndBf16) {
   for (const auto& config : {cross_attention_unet(), self_attention_unet()}) {
     torch::manual_seed(0);
     UNet model(config);
@@ -181,6 +248,15 @@ TEST(Precision, ChannelsLastUNetMatchesContiguous) {
       if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
     const auto out = model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), t, context);
     EXPECT_LT(relative_error(out, reference), 1e-5) << config.to_json();
+    EXPECT_TRUE(out.is_contiguous(torch::MemoryFormat::ChannelsLast));  // the layout went all the way through
+    // And in bf16, as `bench denoiser --precision bf16 --channels-last` runs it.
+    torch::Tensor low;
+    {
+      AutocastGuard autocast(torch::Device(torch::kCPU), Precision::bf16);
+      low = model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), t, context);
+    }
+    EXPECT_EQ(low.scalar_type(), torch::kBFloat16);
+    EXPECT_LT(relative_error(low, reference), 0.05) << config.to_json();
   }
 }
 

@@ -33,15 +33,12 @@ LATENTLAB_API void check_precision(Precision precision, const torch::Device& dev
 // slower. Read once from /proc/cpuinfo (false where that is missing).
 LATENTLAB_API bool cpu_has_native_bf16();
 
-// The precision a setting of "auto" means on `device`: bf16 on CUDA and on CPUs with native bf16,
-// fp32 on other CPUs.
-LATENTLAB_API Precision auto_precision(const torch::Device& device);
-
 // Whether autocast is on for `device`'s type in this thread.
 LATENTLAB_API bool autocast_enabled(const torch::Device& device);
 
-// Turns autocast to `precision`'s dtype on for `device` while it lives and restores the previous
-// state after (fp32: changes nothing). Nestable; its own thread only, like LibTorch's autocast.
+// Turns autocast to `precision`'s dtype on for `device` while it lives, or off for fp32 (as
+// torch.autocast(enabled=False): float32 code inside a bf16 region), and restores the previous state
+// after. Nestable; its own thread only, like LibTorch's autocast.
 class LATENTLAB_API AutocastGuard {
  public:
   AutocastGuard(const torch::Device& device, Precision precision);
@@ -50,7 +47,7 @@ class LATENTLAB_API AutocastGuard {
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-  bool active_ = false, cuda_ = false, was_enabled_ = false;
+  bool cuda_ = false, was_enabled_ = false;
   torch::ScalarType previous_dtype_ = torch::kFloat32;
 };
 

@@ -127,33 +127,25 @@ bool cpu_has_native_bf16() {
   return has;
 }
 
-Precision auto_precision(const torch::Device& device) {
-  // Every CUDA device LibTorch 2.x supports runs bf16 autocast; before Ampere it is emulated, and
-  // fp16 is the faster choice there (docs/precision.md).
-  if (device.is_cuda()) return Precision::bf16;
-  return cpu_has_native_bf16() ? Precision::bf16 : Precision::fp32;
-}
-
 bool autocast_enabled(const torch::Device& device) {
   return enabled_for(device.is_cuda());
 }
 
 AutocastGuard::AutocastGuard(const torch::Device& device, Precision precision) {
-  if (precision == Precision::fp32) return;
   check_precision(precision, device);
-  active_ = true;
   cuda_ = device.is_cuda();
   was_enabled_ = enabled_for(cuda_);
   previous_dtype_ = dtype_for(cuda_);
-  set_enabled_for(cuda_, true);
-  set_dtype_for(cuda_, compute_dtype(precision));
+  // fp32 turns autocast off, as torch.autocast(enabled=False) does: code that must stay float32 (the
+  // feature networks, the ELBO) stays so inside a bf16 region.
+  set_enabled_for(cuda_, precision != Precision::fp32);
+  if (precision != Precision::fp32) set_dtype_for(cuda_, compute_dtype(precision));
   // As torch.autocast: the cast weights are cached while any guard lives and dropped when the
   // outermost one ends, so that an optimizer step is never read through a stale low-precision copy.
   at::autocast::increment_nesting();
 }
 
 AutocastGuard::~AutocastGuard() {
-  if (!active_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   set_enabled_for(cuda_, was_enabled_);
   set_dtype_for(cuda_, previous_dtype_);
