@@ -7,10 +7,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench_profile.hpp"
 #include "bench_timing.hpp"
 #include "cli.hpp"
 #include "commands.hpp"
 #include "latentlab/error.hpp"
+#include "latentlab/nn/attention.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/precision.hpp"
 #include "latentlab/strings.hpp"
@@ -33,10 +35,33 @@ void to_channels_last(torch::nn::Module& module) {
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
+// "0,64" -> {0, 64}: --attention-block-mib (0: the whole similarity matrix at once).
+std::vector<std::int64_t> block_mib(const std::string& text) {
+  std::vector<std::int64_t> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    std::size_t used = 0;
+    std::int64_t value = -1;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != item.size() || value < 0 || value > (std::int64_t{1} << 30))
+      throw ConfigError(
+          "--attention-block-mib: expected sizes in MiB >= 0 separated by commas (e.g. 0,64), got '" + text +
+          "'");
+    values.push_back(value);
+  }
+  if (values.empty()) throw ConfigError("--attention-block-mib: expected at least one size");
+  return values;
+}
+
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
                        double min_seconds, int threads, int openblas_threads, const std::string& device_name,
-                       const std::vector<Precision>& precisions, bool channels_last) {
+                       const std::vector<Precision>& precisions, bool channels_last, int profile_calls,
+                       const std::vector<std::int64_t>& block_mib, bool measure_train) {
   nlohmann::json unet_input;
   try {
     unet_input = nlohmann::json::parse(unet_json);
@@ -56,81 +81,99 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
   for (const auto precision : precisions) check_precision(precision, device, "--precision");
   const double forward_flops = config.forward_flops(shape[1], shape[2], context_tokens);
   nlohmann::json results = nlohmann::json::array();
-  for (const auto precision : precisions) {
-    // A fresh model per precision, so that every row starts from the same weights and optimizer state.
-    torch::manual_seed(0);
-    nn::UNet model(config);
-    model->to(device);
-    if (channels_last) to_channels_last(*model);
-    auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
-    for (const auto batch : batches) {
-      const auto on = torch::TensorOptions().device(device);
-      auto x = torch::randn({batch, shape[0], shape[1], shape[2]}, on);
-      if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-      const auto t = torch::randint(1, 1001, {batch}, on.dtype(torch::kLong));
-      const auto context = config.use_spatial_transformer
-                               ? torch::randn({batch, context_tokens, config.context_dim}, on)
-                               : torch::Tensor();
-      const auto labels = config.num_classes > 0
-                              ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
-                              : torch::Tensor();
-      const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]}, on);
-      // The forward under autocast, the loss and backward in float32 outside it (as torch.autocast asks).
-      auto train_step = [&] {
-        optimizer.zero_grad();
-        torch::Tensor out;
-        {
+  for (const auto mib : block_mib)
+    for (const auto precision : precisions) {
+      nn::set_attention_block_bytes(mib << 20);
+      // A fresh model per precision, so that every row starts from the same weights and optimizer state.
+      torch::manual_seed(0);
+      nn::UNet model(config);
+      model->to(device);
+      if (channels_last) to_channels_last(*model);
+      auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
+      for (const auto batch : batches) {
+        const auto on = torch::TensorOptions().device(device);
+        auto x = torch::randn({batch, shape[0], shape[1], shape[2]}, on);
+        if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto t = torch::randint(1, 1001, {batch}, on.dtype(torch::kLong));
+        const auto context = config.use_spatial_transformer
+                                 ? torch::randn({batch, context_tokens, config.context_dim}, on)
+                                 : torch::Tensor();
+        const auto labels = config.num_classes > 0
+                                ? torch::randint(0, config.num_classes, {batch}, on.dtype(torch::kLong))
+                                : torch::Tensor();
+        const auto target = torch::randn({batch, config.out_channels, shape[1], shape[2]}, on);
+        // The forward under autocast, the loss and backward in float32 outside it (as torch.autocast asks).
+        auto train_step = [&] {
+          optimizer.zero_grad();
+          torch::Tensor out;
+          {
+            AutocastGuard autocast(device, precision);
+            out = model->forward(x, t, context, {}, labels);
+          }
+          const auto loss = (out.to(torch::kFloat32) - target).pow(2).mean();
+          loss.backward();
+          optimizer.step();
+          sync();
+        };
+        auto denoise = [&] {
+          torch::NoGradGuard no_grad;
           AutocastGuard autocast(device, precision);
-          out = model->forward(x, t, context, {}, labels);
+          model->forward(x, t, context, {}, labels);
+          sync();
+        };
+        // Evaluation first, so that its peak memory holds no gradients or optimizer state of this row.
+        bool rss_reset = reset_peak_rss();
+        model->eval();
+        denoise();  // warm-up: allocations, first-call dispatch
+        const double denoise_seconds = median_seconds_per_call(denoise, repeats, min_seconds);
+        const double denoise_rss = rss_reset ? peak_rss_mib() : -1;
+        double train_seconds = std::nan(""), train_rss = -1;
+        if (measure_train) {
+          rss_reset = reset_peak_rss();
+          model->train();
+          train_step();
+          train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
+          train_rss = rss_reset ? peak_rss_mib() : -1;
         }
-        const auto loss = (out.to(torch::kFloat32) - target).pow(2).mean();
-        loss.backward();
-        optimizer.step();
-        sync();
-      };
-      auto denoise = [&] {
-        torch::NoGradGuard no_grad;
-        AutocastGuard autocast(device, precision);
-        model->forward(x, t, context, {}, labels);
-        sync();
-      };
-      // Evaluation first, so that its peak memory holds no gradients or optimizer state of this row.
-      bool rss_reset = reset_peak_rss();
-      model->eval();
-      denoise();  // warm-up: allocations, first-call dispatch
-      const double denoise_seconds = median_seconds_per_call(denoise, repeats, min_seconds);
-      const double denoise_rss = rss_reset ? peak_rss_mib() : -1;
-      rss_reset = reset_peak_rss();
-      model->train();
-      train_step();
-      const double train_seconds = median_seconds_per_call(train_step, repeats, min_seconds);
-      const double train_rss = rss_reset ? peak_rss_mib() : -1;
-      const double b = static_cast<double>(batch);
-      // A training step counts as three forwards (the backward pass computes two products per forward one).
-      results.push_back({{"batch", batch},
-                         {"precision", to_string(precision)},
-                         {"channels_last", channels_last},
-                         {"params", model->num_parameters()},
-                         {"forward_gflop_per_sample", forward_flops / 1e9},
-                         {"train_samples_per_s", b / train_seconds},
-                         {"denoise_evals_per_s", b / denoise_seconds},
-                         {"train_step_ms", 1e3 * train_seconds},
-                         {"denoise_call_ms", 1e3 * denoise_seconds},
-                         {"train_gflop_per_s", 3 * forward_flops * b / train_seconds / 1e9},
-                         {"denoise_gflop_per_s", forward_flops * b / denoise_seconds / 1e9},
-                         {"train_peak_rss_mib", json_or_null(train_rss)},
-                         {"denoise_peak_rss_mib", json_or_null(denoise_rss)},
-                         {"device", device.str()},
-                         {"threads", threads},
-                         {"openblas_threads", openblas_threads},
-                         {"repeats", repeats}});
-      spdlog::info(
-          "{} batch {}: {:.1f} train samples/s ({:.1f} GFLOP/s), {:.1f} denoiser evaluations/s "
-          "({:.1f} GFLOP/s)",
-          to_string(precision), batch, b / train_seconds, 3 * forward_flops * b / train_seconds / 1e9,
-          b / denoise_seconds, forward_flops * b / denoise_seconds / 1e9);
+        const double b = static_cast<double>(batch);
+        // A training step counts as three forwards (the backward pass computes two products per forward one).
+        results.push_back({{"batch", batch},
+                           {"precision", to_string(precision)},
+                           {"channels_last", channels_last},
+                           {"attention_block_mib", mib},
+                           {"params", model->num_parameters()},
+                           {"forward_gflop_per_sample", forward_flops / 1e9},
+                           {"train_samples_per_s", json_or_null(b / train_seconds)},
+                           {"denoise_evals_per_s", b / denoise_seconds},
+                           {"train_step_ms", json_or_null(1e3 * train_seconds)},
+                           {"denoise_call_ms", 1e3 * denoise_seconds},
+                           {"train_gflop_per_s", json_or_null(3 * forward_flops * b / train_seconds / 1e9)},
+                           {"denoise_gflop_per_s", forward_flops * b / denoise_seconds / 1e9},
+                           {"train_peak_rss_mib", json_or_null(train_rss)},
+                           {"denoise_peak_rss_mib", json_or_null(denoise_rss)},
+                           {"device", device.str()},
+                           {"threads", threads},
+                           {"openblas_threads", openblas_threads},
+                           {"repeats", repeats}});
+        if (profile_calls > 0) {  // after the timing, which the observers would slow down
+          auto& row = results.back();
+          row["profile_denoise"] = OpProfile::measure(denoise, profile_calls, 12);
+          model->train();
+          if (measure_train) row["profile_train"] = OpProfile::measure(train_step, profile_calls, 12);
+          for (const char* part : {"profile_denoise", "profile_train"})
+            if (row.contains(part))
+              for (const auto& op : row[part])
+                spdlog::info("  {} {}: {:>9.2f} ms {:5.1f}%  {}", part, to_string(precision),
+                             op["ms"].get<double>(), 100 * op["share"].get<double>(),
+                             op["op"].get<std::string>());
+        }
+        spdlog::info(
+            "{} batch {}: {:.1f} train samples/s ({:.1f} GFLOP/s), {:.1f} denoiser evaluations/s "
+            "({:.1f} GFLOP/s)",
+            to_string(precision), batch, b / train_seconds, 3 * forward_flops * b / train_seconds / 1e9,
+            b / denoise_seconds, forward_flops * b / denoise_seconds / 1e9);
+      }
     }
-  }
   std::cout << results.dump(2) << "\n";
   return kOk;
 }
@@ -153,6 +196,8 @@ int run_bench(const Args& args) {
   int openblas_threads = 1;
   std::string device = "cpu", precision_text = "fp32";
   bool channels_last = false;
+  int profile_calls = 0;
+  std::string block_text = std::to_string(nn::kAttentionBlockBytes >> 20), modes = "train,eval";
   po::options_description options("Options");
   // clang-format off
   options.add_options()
@@ -166,6 +211,11 @@ int run_bench(const Args& args) {
       ("precision", po::value(&precision_text)->default_value("fp32"),
        "fp32, bf16 or fp16 (CUDA), comma-separated to compare them in one run (docs/precision.md)")
       ("channels-last", po::bool_switch(&channels_last), "convolution weights and inputs in channels-last memory format")
+      ("attention-block-mib", po::value(&block_text)->default_value(block_text),
+       "budget of the attention's similarity matrix in MiB, comma-separated to compare (0: unblocked)")
+      ("modes", po::value(&modes)->default_value(modes), "what to measure: train,eval or eval")
+      ("profile", po::value(&profile_calls)->default_value(0),
+       "also profile N calls of each row by operator (LibTorch's RecordFunction): where the time goes")
       ("openblas-threads", po::value(&openblas_threads)->default_value(1),
        "OpenBLAS's own threads (1, the default everywhere in LatentLab; more only to measure the contention)");
   // clang-format on
@@ -195,6 +245,9 @@ int run_bench(const Args& args) {
                                  did_you_mean(what, {"denoiser", "peak", "features", "fid", "sweep"})) +
                       ". Usage: " + usage);
   if (repeats < 1) throw ConfigError("--repeats: must be >= 1");
+  if (profile_calls < 0) throw ConfigError("--profile: the number of profiled calls, >= 0");
+  if (modes != "train,eval" && modes != "eval")
+    throw ConfigError("--modes: expected train,eval or eval, got '" + modes + "'");
   if (context_tokens < 1) throw ConfigError("--context-tokens: must be >= 1");
   if (openblas_threads < 1) throw ConfigError("--openblas-threads: must be >= 1");
   const int threads = apply_common_options(common);
@@ -206,7 +259,8 @@ int run_bench(const Args& args) {
   return run_bench_denoiser(parse_positive_int_list(batch_text, "--batch"), unet_json,
                             parse_positive_int_list(shape_text, "--shape"), context_tokens, repeats,
                             min_seconds, threads, openblas_threads, device,
-                            parse_precision_list(precision_text, "--precision"), channels_last);
+                            parse_precision_list(precision_text, "--precision"), channels_last, profile_calls,
+                            block_mib(block_text), modes != "eval");
 }
 
 }  // namespace latentlab::host

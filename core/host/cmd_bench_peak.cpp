@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/nn/cpu_matmul.hpp"
+#include "latentlab/nn/float32_norm.hpp"
 #include "latentlab/precision.hpp"
 #include "latentlab/threads.hpp"
 
@@ -30,7 +31,7 @@ nlohmann::json measure(const std::string& op, const std::string& shape, Precisio
           {"memory_format", memory_format},
           {"ms", 1e3 * seconds},
           {"gflop", flops / 1e9},
-          {"gflop_per_s", flops / seconds / 1e9}};
+          {"gflop_per_s", flops > 0 ? nlohmann::json(flops / seconds / 1e9) : nlohmann::json()}};
 }
 
 }  // namespace
@@ -60,7 +61,8 @@ int run_bench_peak(const Args& args) {
   if (!parse_command_line(
           "bench", args, options, positional,
           "latentlab bench peak [--conv B,C,H,W] [--matmul N] [--precision fp32,bf16] [--threads N]",
-          "Measures a 3x3 convolution (contiguous and channels-last) and a square matrix product in each "
+          "Measures a 3x3 convolution (contiguous and channels-last), GroupNorm + SiLU on the same tensor, "
+          "and a square matrix product in each "
           "precision, on tensors of that dtype, and prints a JSON list of {op, shape, precision, "
           "memory_format, ms, gflop_per_s}: the throughput a network's layers can reach on this machine. "
           "`bench denoiser` reports the UNet's achieved GFLOP/s to read against it.",
@@ -88,6 +90,8 @@ int run_bench_peak(const Args& args) {
                                  std::to_string(W) + ", 3x3";
   const std::string matmul_shape = std::to_string(matmul_size) + "^3";
   nlohmann::json rows = nlohmann::json::array();
+  nn::GroupNorm32 norm(torch::nn::GroupNormOptions(32, C));
+  norm->to(device);
   for (const auto precision : precisions) {
     const auto on = torch::TensorOptions().device(device).dtype(compute_dtype(precision));
     for (const bool channels_last : {false, true}) {
@@ -95,10 +99,30 @@ int run_bench_peak(const Args& args) {
       const auto x = torch::randn({B, C, H, W}, on).contiguous(format);
       const auto weight = (torch::randn({C, C, 3, 3}, on) * 0.05).contiguous(format);
       const auto bias = torch::zeros({C}, on);
+      const auto layout = channels_last ? "channels_last" : "contiguous";
       rows.push_back(measure(
-          "conv3x3", conv_shape, precision, channels_last ? "channels_last" : "contiguous", conv_flops,
+          "conv3x3", conv_shape, precision, layout, conv_flops,
           [&] {
             torch::conv2d(x, weight, bias, 1, 1);
+            sync();
+          },
+          repeats, min_seconds));
+      // What precedes most of the UNet's convolutions, on the same tensor: GroupNorm(32) with float32
+      // statistics, then SiLU; LatentLab's (nn::group_norm_silu), and LibTorch's GroupNorm on a float32
+      // copy converted back (LDM's GroupNorm32, LatentLab's before). No FLOPs counted: read their
+      // milliseconds against the convolution's.
+      const auto norm_shape = conv_shape.substr(0, conv_shape.find(','));
+      rows.push_back(measure(
+          "groupnorm_silu", norm_shape, precision, layout, 0,
+          [&] {
+            norm->forward_silu(x);
+            sync();
+          },
+          repeats, min_seconds));
+      rows.push_back(measure(
+          "groupnorm_silu_via_float32", norm_shape, precision, layout, 0,
+          [&] {
+            torch::silu(norm->torch::nn::GroupNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type()));
             sync();
           },
           repeats, min_seconds));

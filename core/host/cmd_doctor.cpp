@@ -12,6 +12,7 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/threads.hpp"
 
@@ -104,6 +105,19 @@ void check_blas(Report& report) {
     report.line(Status::Ok, what);
 }
 
+// Whether `precision: bf16` pays on this CPU (docs/precision.md); a note, never a failure.
+void check_bf16(Report& report) {
+  const auto instructions = cpu_bf16_instructions();
+  if (!instructions.empty())
+    report.line(Status::Ok, "bf16: native on this CPU (" + instructions +
+                                "): \"precision\": \"bf16\" pays for large UNets (docs/precision.md; "
+                                "`latentlab bench peak` measures it)");
+  else
+    report.line(Status::Ok,
+                "bf16: emulated on this CPU (no AVX512-BF16 or AMX-BF16): bf16 runs but is slower than "
+                "fp32 here; keep \"precision\": \"fp32\" (docs/precision.md)");
+}
+
 void check_datasets(Report& report) {
   const char* env = std::getenv("LATENTLAB_FASHION_MNIST_DIR");
   const fs::path dir = env ? fs::path(env) : fs::path("/usr/share/datasets/fashion-mnist");
@@ -157,6 +171,7 @@ int run_doctor(const Args& args) {
   Report report;
   check_threads(report, threads);
   check_blas(report);
+  check_bf16(report);
   check_datasets(report);
   report.line(Status::Ok,
               std::string("CUDA: ") + (torch::cuda::is_available()

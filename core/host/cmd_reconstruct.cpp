@@ -20,7 +20,7 @@ namespace latentlab::host {
 namespace {
 
 struct ReconstructOptions {
-  std::string autoencoder, input, out, data_params, device = "auto", format = "table";
+  std::string autoencoder, input, out, data_params, device = "auto", format = "table", precision = "fp32";
   std::vector<std::string> data_sets, lpips_weights;
   std::int64_t count = 256, batch = 32, resolution = 0, images = 16;
   std::uint64_t seed = 0;
@@ -45,6 +45,8 @@ int run_reconstruct(const Args& args) {
       ("data-params", po::value(&o.data_params), "dataset parameters as a JSON object")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of KL posterior samples for the latent statistics")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
+      ("precision", po::value(&o.precision)->default_value(o.precision),
+       "fp32, or bf16 (CPU, CUDA) / fp16 (CUDA): the autoencoder under autocast (docs/precision.md)")
       ("format", po::value(&o.format)->default_value(o.format), "table or json")
       ("lpips-weights", po::value(&o.lpips_weights)->multitoken()->composing(), "also PSIM (the mean LPIPS distance, the paper's Tab. 8) from these LPIPS weights files: a reference first-stage checkpoint, or torchvision's VGG16 with taming's vgg.pth (docs/autoencoders.md)")
       ("rfid", po::bool_switch(&o.rfid), "also the reconstruction FID (rFID): FID of the reconstructions against the originals, on the features below");
@@ -91,6 +93,7 @@ int run_reconstruct(const Args& args) {
   config.seed = o.seed;
   if (o.rfid) config.rfid = features.settings();
   config.lpips_weights = o.lpips_weights;
+  config.precision = parse_precision(o.precision, "--precision");
 
   apply_logging(common);
   const auto registry = load_registry(common);

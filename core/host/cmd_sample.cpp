@@ -21,7 +21,7 @@ struct SampleOptions {
   std::string sampler = "ddim", sampler_params, guider = "none", guider_params, latent_size, target, mask;
   std::string init_latents;
   std::vector<std::string> sampler_sets, guider_sets, prompts;
-  std::string clip_x0 = "auto";
+  std::string clip_x0 = "auto", precision = "fp32";
   std::int64_t steps = 50, count = 16, batch = 16, label = -1, columns = 0;
   double scale = 0;
   std::uint64_t seed = 0;
@@ -62,6 +62,8 @@ int run_sample(const Args& args) {
        "class with templates the model never saw)")
       ("columns", po::value(&o.columns)->default_value(0), "columns of the PNG grid (0: about sqrt(count))")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
+      ("precision", po::value(&o.precision)->default_value(o.precision),
+       "fp32, or bf16 (CPU, CUDA) / fp16 (CUDA): the UNet and decoder under autocast (docs/precision.md)")
       ("out", po::value(&o.out), "output folder (default: the run's folder/samples)");
   // clang-format on
   add_common_options(options, common);
@@ -82,6 +84,7 @@ int run_sample(const Args& args) {
     return kOk;
   if (o.checkpoint.empty()) throw ConfigError("sample: which checkpoint? Usage: " + usage);
   if (o.count < 1 || o.batch < 1) throw ConfigError("--count and --batch must be >= 1");
+  parse_precision(o.precision, "--precision");  // named as the flag, before anything loads
   if (o.clip_x0 != "on" && o.clip_x0 != "off" && o.clip_x0 != "auto")
     throw ConfigError("--clip-x0: expected auto, on or off, got '" + o.clip_x0 + "'");
 
@@ -102,7 +105,8 @@ int run_sample(const Args& args) {
       {"columns", o.columns},
       {"target", o.target},
       {"mask", o.mask},
-      {"init_latents", o.init_latents}};
+      {"init_latents", o.init_latents},
+      {"precision", o.precision}};
   if (!o.latent_size.empty()) spec["latent_size"] = o.latent_size;
   if (!o.prompts.empty()) spec["prompts"] = o.prompts;
   if (vm.count("scale")) {

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "latentlab/error.hpp"
+#include "latentlab/precision.hpp"
 
 namespace latentlab::host {
 
@@ -48,18 +49,22 @@ const std::atomic<bool>& StopSignals::stop() const {
 bool parse_training_command(const std::string& name, const Args& args, const std::string& summary,
                             TrainingCommand& command) {
   std::int64_t steps = 0;
+  std::string precision;
   po::options_description options("Options");
   // clang-format off
   options.add_options()
       ("resume", po::bool_switch(&command.resume), "continue the run whose checkpoint is in the output folder")
       ("output", po::value(&command.output), "output folder (overrides the config's \"output\")")
-      ("steps", po::value(&steps), "total optimiser steps (overrides train.steps)");
+      ("steps", po::value(&steps), "total optimiser steps (overrides train.steps)")
+      ("precision", po::value(&precision),
+       "fp32, bf16 or fp16 (CUDA): the forward passes under autocast (overrides \"precision\"; docs/precision.md)");
   // clang-format on
   add_common_options(options, command.common);
   Positionals positional;
   positional.add("config", po::value(&command.config_path));
   po::variables_map vm;
-  const std::string usage = "latentlab " + name + " CONFIG.json [--resume] [--output DIR] [--steps N]";
+  const std::string usage =
+      "latentlab " + name + " CONFIG.json [--resume] [--output DIR] [--steps N] [--precision fp32|bf16]";
   if (!parse_command_line(name, args, options, positional, usage, summary, vm)) return false;
   if (command.config_path.empty()) throw ConfigError(name + ": which config? Usage: " + usage);
   apply_logging(command.common);
@@ -69,6 +74,8 @@ bool parse_training_command(const std::string& name, const Args& args, const std
     if (steps < 1) throw ConfigError("--steps: must be >= 1, got " + std::to_string(steps));
     command.input["train"]["steps"] = steps;
   }
+  if (command.input.is_object() && vm.count("precision"))
+    command.input["precision"] = to_string(parse_precision(precision, "--precision"));
   return true;
 }
 

@@ -34,7 +34,7 @@ struct TrainingCommand {
   CommonOptions common;
   std::string config_path, output;
   bool resume = false;
-  nlohmann::json input;  // the config file with --output and --steps applied
+  nlohmann::json input;  // the config file with --output, --steps and --precision applied
 };
 
 // Parses it (`summary` for --help) and reads the config file; false when --help was printed. Applies

@@ -6,6 +6,7 @@
 
 #include "latentlab/autoencoder.hpp"
 #include "latentlab/nn/autoencoder_net.hpp"
+#include "latentlab/precision.hpp"
 
 namespace latentlab::autoencoders {
 
@@ -30,7 +31,11 @@ class FirstStage : public Autoencoder {
 
  protected:
   // x: [B, C, H, W] -> quant_conv(E(x)): [B, quant_out, H/f, W/f]
-  torch::Tensor encoder_output(const torch::Tensor& x) { return quant_conv_->forward(encoder_->forward(x)); }
+  // In float32 under autocast: the posterior's moments and the quantiser's distances need it
+  // (docs/precision.md).
+  torch::Tensor encoder_output(const torch::Tensor& x) {
+    return full_precision(quant_conv_->forward(encoder_->forward(x)));
+  }
   // z: [B, latent, h, w] -> D(post_quant_conv(z)): [B, C, h f, w f]
   torch::Tensor decoder_output(const torch::Tensor& z) {
     return decoder_->forward(post_quant_conv_->forward(z));

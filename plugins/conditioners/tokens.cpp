@@ -1,6 +1,7 @@
 // `tokens`: tau_theta for text (Appendix E.2.1): a word-level tokenizer built from the training
 // captions (saved with the model), token and position embeddings, N pre-norm transformer blocks
-// (self-attention and a GELU MLP, each in a residual branch) and a final LayerNorm:
+// (self-attention and a GELU MLP, each in a residual branch) and a final LayerNorm (in float32 under
+// autocast, docs/precision.md):
 // captions -> (B, M, d_tau) for the UNet's cross-attention. Trained jointly with the denoiser (Eq. 3).
 // The empty caption ([start, end, pad, ...]) is the unconditional value.
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "conditioners.hpp"
 #include "latentlab/conditioning/tokenizer.hpp"
 #include "latentlab/error.hpp"
+#include "latentlab/nn/float32_norm.hpp"
 
 namespace latentlab::conditioners {
 namespace {
@@ -20,10 +22,10 @@ namespace F = torch::nn::functional;
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t mlp_ratio) : heads_(heads) {
-    norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+    norm1_ = register_module("norm1", nn::LayerNorm32(torch::nn::LayerNormOptions({dim})));
     qkv_ = register_module("qkv", torch::nn::Linear(dim, 3 * dim));
     proj_ = register_module("proj", torch::nn::Linear(dim, dim));
-    norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+    norm2_ = register_module("norm2", nn::LayerNorm32(torch::nn::LayerNormOptions({dim})));
     fc1_ = register_module("fc1", torch::nn::Linear(dim, mlp_ratio * dim));
     fc2_ = register_module("fc2", torch::nn::Linear(mlp_ratio * dim, dim));
   }
@@ -43,7 +45,7 @@ class BlockImpl : public torch::nn::Module {
 
  private:
   std::int64_t heads_;
-  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
+  nn::LayerNorm32 norm1_{nullptr}, norm2_{nullptr};
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr};
 };
 TORCH_MODULE(Block);
@@ -90,8 +92,7 @@ class TextTokens final : public Conditioner {
     }
     for (std::int64_t i = 0; i < depth_; ++i)
       blocks_.push_back(module_.register_module("blocks_" + std::to_string(i), Block(dim_, heads_, 4)));
-    final_norm_ =
-        module_.register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim_})));
+    final_norm_ = module_.register_module("final_norm", nn::LayerNorm32(torch::nn::LayerNormOptions({dim_})));
   }
 
   std::int64_t width() const override { return dim_; }
@@ -126,7 +127,7 @@ class TextTokens final : public Conditioner {
   torch::nn::Module module_;
   torch::nn::Embedding token_embedding_{nullptr}, position_embedding_{nullptr};
   std::vector<Block> blocks_;
-  torch::nn::LayerNorm final_norm_{nullptr};
+  nn::LayerNorm32 final_norm_{nullptr};
 };
 
 }  // namespace

@@ -64,6 +64,12 @@ done
 grep -q '"clip_x0": false' "$work/noclip/samples.json" || fail "--clip-x0 off not recorded"
 grep -q '"clip_x0": true' "$work/a/samples.json" || fail "clip_x0 default not recorded"
 
+echo "== --precision bf16: the UNet under autocast, recorded; the default is fp32"
+"$host" sample "$work/run" --sampler ddim --steps 4 --count 2 --precision bf16 --out "$work/bf16" --threads 1 \
+  2> "$work/bf16.log" || { cat "$work/bf16.log"; fail "--precision bf16"; }
+grep -q '"precision": "bf16"' "$work/bf16/samples.json" || fail "precision bf16 not recorded"
+grep -q '"precision": "fp32"' "$work/a/samples.json" || fail "precision fp32 not recorded"
+
 echo "== z_T given (--init-latents): the same noise gives the same deterministic samples, whatever the seed"
 # Any float array of the right shape is noise to start from; the first run's samples will do.
 cp "$work/a/samples.npy" "$work/z_T.npy"
@@ -98,6 +104,8 @@ expect_error "use at most 200" "$work/run" --steps 500
 expect_error "conditional model" "$work/run" --guider cfg --count 1
 expect_error "needs the observation y" "$work/run" --guider posthoc --count 1
 expect_error "divisible by 2" "$work/run" --latent-size 9
+expect_error "fp16 runs on CUDA only" "$work/run" --precision fp16 --device cpu
+expect_error "did you mean \"bf16\"" "$work/run" --precision bf61
 expect_error "has no scale" "$work/run" --scale 3
 expect_error "eta" "$work/run" --sampler-set eta=2
 expect_error "expected auto, on or off" "$work/run" --clip-x0 maybe

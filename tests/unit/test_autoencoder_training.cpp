@@ -9,6 +9,7 @@
 #include "latentlab/latent/autoencoder_file.hpp"
 #include "latentlab/latent/latent_codec.hpp"
 #include "latentlab/latent/latent_stats.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/train/autoencoder_trainer.hpp"
 #include "latentlab/train/denoiser_trainer.hpp"
 #include "support/builtin_plugins.hpp"
@@ -135,6 +136,44 @@ TEST(AutoencoderTrainer, ResumesExactlyWithTheGanAndCodebookState) {
     EXPECT_EQ(stats.at("snr_eff").size(), 13u);
     std::filesystem::remove_all(straight_dir);
     std::filesystem::remove_all(split_dir);
+  }
+}
+
+// bf16 autocast trains both autoencoders, GAN included (from step 2): on the same draws the losses stay
+// within bf16's rounding of fp32's, the weights stay float32, and the posterior's moments and the
+// quantiser's distances are float32 (docs/precision.md).
+TEST(AutoencoderTrainer, Bf16TracksFp32) {
+  for (const std::string name : {"kl", "vq"}) {
+    SCOPED_TRACE(name);
+    std::vector<std::vector<double>> losses;
+    for (const std::string precision : {"fp32", "bf16"}) {
+      const auto dir = fresh_dir(name + "_" + precision);
+      auto config_json = ae_config(dir.string(), name, 4);
+      config_json["precision"] = precision;
+      const auto config = AutoencoderTrainConfig::from_json(config_json);
+      StopAfter sink(nullptr, 0);
+      std::atomic<bool> never{false};
+      AutoencoderTrainer trainer(config, parts_for(config), sink);
+      trainer.run(never);
+      losses.push_back(sink.losses);
+      for (const auto& p : trainer.autoencoder().module().parameters())
+        EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+      if (precision == "bf16") {  // the encoder's output under autocast is float32
+        const AutocastGuard autocast(torch::kCPU, Precision::bf16);
+        const auto x = torch::rand({2, 1, 16, 16}) * 2 - 1;
+        EXPECT_EQ(trainer.autoencoder().encode_mode(x).scalar_type(), torch::kFloat32);
+      }
+      std::filesystem::remove_all(dir);
+    }
+    ASSERT_EQ(losses[0].size(), 4u);
+    ASSERT_EQ(losses[1].size(), 4u);
+    double largest = 0;
+    for (std::size_t i = 0; i < 4; ++i)
+      largest = std::max(largest, std::abs(losses[1][i] - losses[0][i]) / std::abs(losses[0][i]));
+    // 8 mantissa bits (2^-9 relative rounding per product) through encoder, decoder, L1 and the patch
+    // GAN with its adaptive weight over 4 steps: measured 2.8% (kl) and 1.3% (vq); > 0 shows bf16 ran.
+    EXPECT_LT(largest, 0.1);
+    EXPECT_GT(largest, 1e-6);
   }
 }
 

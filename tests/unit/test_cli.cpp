@@ -169,6 +169,7 @@ TEST(Cli, DoctorReportsEachCheck) {
   const auto r = run("doctor");
   expect_contains(r.out, "threads:");
   expect_contains(r.out, "BLAS: 512x512 float32 product at");
+  expect_contains(r.out, "bf16: ");  // native or emulated, and what to do about it
   expect_contains(r.out, "dataset fashion-mnist");
   expect_contains(r.out, "plugins:");
   // Bad plugin libraries are reported as problems with a fix, and set the exit status.

@@ -9,7 +9,9 @@
 #include <mutex>
 
 #include "latentlab/error.hpp"
+#include "latentlab/nn/attention.hpp"
 #include "latentlab/nn/cpu_matmul.hpp"
+#include "latentlab/nn/float32_norm.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/precision.hpp"
 
@@ -318,6 +320,73 @@ TEST(Precision, UNetFlopCountEqualsTheProductsLibTorchRuns) {
     EXPECT_GT(counted_flops, 0);
     EXPECT_NEAR(counted_flops / expected, 1.0, 1e-9) << config.to_json();
   }
+}
+
+// Attention a block of queries at a time (the memory-bounded path, docs/unet.md#attention) computes
+// softmax(q k^T s) v: in float64 (always blocked) to 1e-12 of the formula, in float32 to 1e-5, and under
+// bf16 autocast within bf16's rounding.
+TEST(Attention, BlocksOfQueriesGiveTheWholeProduct) {
+  torch::manual_seed(4);
+  const auto q = torch::randn({3, 50, 8}, torch::kFloat64), k = torch::randn({3, 40, 8}, torch::kFloat64),
+             v = torch::randn({3, 40, 8}, torch::kFloat64);
+  const double scale = 0.3;
+  const auto formula = torch::matmul(torch::softmax(torch::matmul(q, k.transpose(1, 2)) * scale, -1), v);
+  // 7 query rows per block (3 x 40 float64 scores each): 8 blocks, the last of 1 row.
+  const auto blocked = nn::scaled_dot_product_attention(q, k, v, scale, 3 * 40 * 8 * 7);
+  EXPECT_LT((blocked - formula).abs().max().item<double>(), 1e-12);
+  const auto whole = nn::scaled_dot_product_attention(q, k, v, scale);  // fits the default budget
+  EXPECT_LT((whole - formula).abs().max().item<double>(), 1e-12);
+  const auto qf = q.to(torch::kFloat32), kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
+  const auto f32 = nn::scaled_dot_product_attention(qf, kf, vf, scale, 3 * 40 * 4 * 7);
+  EXPECT_LT((f32.to(torch::kFloat64) - formula).abs().max().item<double>(), 1e-5);
+  const AutocastGuard autocast(torch::kCPU, Precision::bf16);
+  const auto reduced = nn::scaled_dot_product_attention(qf, kf, vf, scale, 3 * 40 * 4 * 7);
+  const auto error = ((reduced.to(torch::kFloat64) - formula).norm() / formula.norm()).item<double>();
+  EXPECT_LT(error, 0.02);  // inputs and products rounded to 8 bits
+  EXPECT_GT(error, 1e-5);
+}
+
+// GroupNorm + SiLU (nn::group_norm_silu): float32 through LibTorch's GroupNorm; bf16 with float32
+// statistics and one pass in bf16, in either memory format, within bf16's rounding of the float64
+// formula, its gradients too.
+TEST(GroupNormSilu, MatchesTheFormulaInEveryDtypeAndLayout) {
+  torch::manual_seed(6);
+  const std::int64_t N = 2, C = 64, G = 32;
+  // An offset mean (3) against unit spread: the case where statistics in bf16 would lose the signal.
+  const auto x64 = torch::randn({N, C, 6, 5}, torch::kFloat64) + 3.0;
+  const auto weight = torch::rand({C}, torch::kFloat32) + 0.5, bias = torch::randn({C}, torch::kFloat32);
+  const auto grouped = x64.view({N, G, -1});
+  const auto normalized =
+      ((grouped - grouped.mean(2, true)) / (grouped.var(2, false, true) + 1e-5).sqrt()).view_as(x64);
+  const auto formula = torch::silu(normalized * weight.to(torch::kFloat64).view({1, C, 1, 1}) +
+                                   bias.to(torch::kFloat64).view({1, C, 1, 1}));
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16})
+    for (const bool channels_last : {false, true}) {
+      SCOPED_TRACE(std::string(c10::toString(dtype)) + (channels_last ? " channels-last" : " contiguous"));
+      auto x = x64.to(dtype);
+      if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      x.requires_grad_(true);
+      const auto y = nn::group_norm_silu(x, G, weight, bias, 1e-5);
+      EXPECT_EQ(y.scalar_type(), dtype);
+      EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), channels_last);
+      const double error = ((y.to(torch::kFloat64) - formula).norm() / formula.norm()).item<double>();
+      // float32: rounding of 24 bits; bf16: the input's own rounding (2^-9 of 3, i.e. 0.6% of the spread)
+      // and the output's.
+      EXPECT_LT(error, dtype == torch::kFloat32 ? 1e-5 : 0.02);
+      // Gradients against float64 autograd of the same formula on the (rounded) input.
+      y.to(torch::kFloat64).pow(2).sum().backward();
+      auto x_ref = x.detach().to(torch::kFloat64).contiguous().requires_grad_(true);
+      const auto reference =
+          nn::group_norm_silu(x_ref, G, weight.to(torch::kFloat64), bias.to(torch::kFloat64), 1e-5);
+      reference.pow(2).sum().backward();
+      const double grad_error =
+          ((x.grad().to(torch::kFloat64) - x_ref.grad()).norm() / x_ref.grad().norm()).item<double>();
+      EXPECT_LT(grad_error, dtype == torch::kFloat32 ? 1e-4 : 0.05);
+    }
+  // Without silu it is GroupNorm alone.
+  const auto plain =
+      nn::group_norm_silu(x64, G, weight.to(torch::kFloat64), bias.to(torch::kFloat64), 1e-5, false);
+  EXPECT_LT((torch::silu(plain) - formula).abs().max().item<double>(), 1e-10);
 }
 
 }  // namespace

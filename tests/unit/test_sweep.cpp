@@ -166,6 +166,54 @@ TEST(Plan, StagesAreSharedByKey) {
     }
 }
 
+// The spec's precision reaches every stage that runs networks (its own block's wins); the statistics
+// and the metrics stay float32 (docs/precision.md). fp32, said or not, keeps the keys of old caches.
+TEST(Plan, PrecisionReachesEveryStageThatRunsNetworks) {
+  auto spec = tiny_spec();
+  const auto plain = make_plan(expand(spec), testing::builtin_plugins());
+  spec["precision"] = "fp32";
+  const auto fp32 = make_plan(expand(spec), testing::builtin_plugins());
+  ASSERT_EQ(plain.stages.size(), fp32.stages.size());
+  for (std::size_t i = 0; i < plain.stages.size(); ++i) EXPECT_EQ(plain.stages[i].key, fp32.stages[i].key);
+
+  spec["precision"] = "bf16";
+  spec["eval"][1]["precision"] = "fp32";  // this entry samples in fp32 from the bf16-trained denoiser
+  const auto bf16 = make_plan(expand(spec), testing::builtin_plugins());
+  ASSERT_EQ(bf16.stages.size(), plain.stages.size());
+  std::map<std::string, int> kinds;
+  for (const auto& stage : bf16.stages) {
+    const auto precision = stage.config.value("precision", std::string("(none)"));
+    if (stage.kind == "autoencoder" || stage.kind == "denoiser" || stage.kind == "reconstruction")
+      EXPECT_EQ(precision, "bf16") << stage.kind;
+    else if (stage.kind == "sample")
+      EXPECT_EQ(precision, stage.label == "ddim-3" ? "bf16" : "fp32") << stage.label;
+    else
+      EXPECT_EQ(precision, "(none)") << stage.kind;
+    ++kinds[stage.kind];
+  }
+  EXPECT_EQ(kinds["sample"], 8);
+  std::set<std::string> old_keys;
+  for (const auto& stage : plain.stages) old_keys.insert(stage.key);
+  for (const auto& stage : bf16.stages) EXPECT_EQ(old_keys.count(stage.key), 0u) << stage.kind;
+
+  spec["precision"] = "bf61";
+  try {
+    make_plan(expand(spec), testing::builtin_plugins());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("precision: expected"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("did you mean \"bf16\""), std::string::npos) << e.what();
+  }
+  spec["precision"] = "fp16";
+  spec["device"] = "cpu";
+  try {
+    make_plan(expand(spec), testing::builtin_plugins());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("fp16 runs on CUDA only"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Plan, AddingASamplerAddsOnlyItsStages) {
   auto spec = tiny_spec();
   const auto before = make_plan(expand(spec), testing::builtin_plugins());

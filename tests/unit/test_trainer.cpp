@@ -152,9 +152,15 @@ TEST(Trainer, ATinyModelOverfitsATinyBatch) {
 }
 
 // Interrupts a run after `stop_after` steps, resumes it, and compares everything with an
-// uninterrupted run: losses, evaluations (eval.every = 6) and final weights, bit for bit.
-void expect_exact_resumption(std::int64_t stop_after) {
+// uninterrupted run: losses, evaluations (eval.every = 6) and final weights, bit for bit. In bf16 too:
+// autocast on the CPU is deterministic for a given thread count (docs/precision.md#resuming).
+void expect_exact_resumption(std::int64_t stop_after, const std::string& precision = "fp32") {
   const auto full_dir = temp_folder("full"), split_dir = temp_folder("split");
+  const auto tiny_config = [&](const std::string& output) {
+    auto config = latentlab::tiny_config(output);
+    config["precision"] = precision;
+    return config;
+  };
   std::atomic<bool> stop{false};
   RecordingSink full;
   DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(full_dir)),
@@ -210,6 +216,84 @@ TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
 
 TEST(Trainer, AnEvaluationDueAtTheInterruptionHappensOnResumption) {
   expect_exact_resumption(6);
+}
+
+TEST(Trainer, ABf16RunResumesExactly) {
+  expect_exact_resumption(7, "bf16");
+}
+
+// bf16 autocast with float32 master weights: the same draws give losses within bf16's rounding of
+// fp32's, the weights and checkpoints stay float32, and a checkpoint resumes in either precision.
+TEST(Trainer, Bf16TracksFp32AndItsCheckpointsAreFloat32) {
+  const auto fp32_dir = temp_folder("fp32"), bf16_dir = temp_folder("bf16");
+  std::atomic<bool> stop{false};
+  RecordingSink fp32, bf16;
+  auto config = tiny_config(fp32_dir);
+  config["unet"]["dropout"] = 0.0;
+  config["train"]["steps"] = 6;
+  DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), fp32)
+      .run(stop);
+  config["output"] = bf16_dir;
+  config["precision"] = "bf16";
+  DenoiserTrainer trainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()),
+                          bf16);
+  trainer.run(stop);
+  ASSERT_EQ(fp32.losses.size(), 6u);
+  ASSERT_EQ(bf16.losses.size(), 6u);
+  double largest = 0;
+  for (std::size_t i = 0; i < 6; ++i)
+    largest = std::max(largest, std::abs(bf16.losses[i] - fp32.losses[i]) / fp32.losses[i]);
+  // bf16 keeps 8 bits of mantissa (relative rounding 2^-9 = 0.2% per product); through the network's
+  // layers and 6 optimiser steps the loss could move by a few per cent. This young model's eps is
+  // small (its output layer starts at zero), so it moves by 1.3e-4. Not zero: bf16 ran.
+  EXPECT_LT(largest, 0.05);
+  EXPECT_GT(largest, 1e-6);
+  for (const auto& p : trainer.model()->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(trainer.ema_model()->parameters().front().scalar_type(), torch::kFloat32);
+  // The bf16 run's checkpoint resumes in fp32 (and the other way round): precision is not its identity.
+  config["precision"] = "fp32";
+  config["train"]["steps"] = 8;
+  RecordingSink more;
+  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()),
+                          more);
+  EXPECT_EQ(resumed.resume(), 6);
+  EXPECT_FALSE(resumed.run(stop).interrupted);
+  EXPECT_EQ(more.losses.size(), 2u);
+  std::filesystem::remove_all(fp32_dir);
+  std::filesystem::remove_all(bf16_dir);
+}
+
+TEST(TrainConfig, PrecisionIsParsedAndRecorded) {
+  auto config = tiny_config("out");
+  EXPECT_EQ(DenoiserTrainConfig::from_json(config).resolved["precision"], "fp32");
+  config["precision"] = "bf16";
+  const auto parsed = DenoiserTrainConfig::from_json(config);
+  EXPECT_EQ(parsed.precision, Precision::bf16);
+  EXPECT_EQ(parsed.resolved["precision"], "bf16");
+  config["precision"] = "bfloat16";
+  try {
+    DenoiserTrainConfig::from_json(config);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("precision: expected \"fp32\", \"bf16\" or \"fp16\""),
+              std::string::npos)
+        << e.what();
+  }
+  config["precision"] = 16;
+  EXPECT_THROW(DenoiserTrainConfig::from_json(config), ConfigError);
+  // fp16 autocast needs CUDA: refused when the trainer is built on the CPU, before any step.
+  config["precision"] = "fp16";
+  config["device"] = "cpu";
+  config["output"] = temp_folder("fp16");
+  RecordingSink sink;
+  try {
+    DenoiserTrainer(DenoiserTrainConfig::from_json(config), parts(std::make_shared<Unweighted>()), sink);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("precision"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(config["output"].get<std::string>()));
 }
 
 TEST(Trainer, ResumingWithAnotherConfigIsRefused) {

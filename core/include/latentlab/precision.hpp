@@ -32,6 +32,12 @@ LATENTLAB_API void check_precision(Precision precision, const torch::Device& dev
 // convolutions and matrix products faster than float32; without them bf16 runs, emulated, and is
 // slower. Read once from /proc/cpuinfo (false where that is missing).
 LATENTLAB_API bool cpu_has_native_bf16();
+// Which: "AMX-BF16", "AVX512-BF16", both ("AMX-BF16 and AVX512-BF16"), or "" (none).
+LATENTLAB_API std::string cpu_bf16_instructions();
+
+// `x` in float32 when autocast made it bf16/fp16 (a network's output, before the float32 arithmetic
+// that follows: the loss, the sampler, the metrics); float32 and float64 tensors pass unchanged.
+LATENTLAB_API torch::Tensor full_precision(const torch::Tensor& x);
 
 // Whether autocast is on for `device`'s type in this thread.
 LATENTLAB_API bool autocast_enabled(const torch::Device& device);

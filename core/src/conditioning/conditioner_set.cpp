@@ -1,6 +1,7 @@
 #include "latentlab/conditioning/conditioner_set.hpp"
 
 #include "latentlab/error.hpp"
+#include "latentlab/precision.hpp"
 
 namespace latentlab {
 
@@ -129,6 +130,10 @@ Conditioning ConditionerSet::encode(const ConditionInputs& inputs) {
       cond.concat = maps.encode(inputs);
     }
   }
+  // In float32 under autocast (docs/precision.md): the guiders combine them, the UNet's concatenation
+  // joins them to a float32 z_t, and its cross-attention projections autocast them again.
+  cond.context = full_precision(cond.context);
+  cond.concat = full_precision(cond.concat);
   return cond;
 }
 

@@ -1,5 +1,7 @@
 // Attention blocks: LDM's AttentionBlock (openaimodel.py) and CrossAttention, FeedForward,
 // BasicTransformerBlock, SpatialTransformer (attention.py, Sec. 3.3).
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "blocks.hpp"
@@ -9,15 +11,64 @@ namespace latentlab::nn {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v, double scale) {
-  // q: [N, L, d]; k, v: [N, S, d]
-  const auto sim = batched_matmul(q, k, false, true, scale);  // [N, L, S]
+// LibTorch 2.1 added `scale` to the fused kernel; LatentLab uses it from there.
+#if defined(TORCH_VERSION_MAJOR) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+#define LATENTLAB_FUSED_ATTENTION 1
+#else
+#define LATENTLAB_FUSED_ATTENTION 0
+#endif
+
+namespace {
+
+// One block of queries: q [N, l, d] against all of k, v.
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale) {
+  const auto sim = batched_matmul(q, k, false, true, scale);  // [N, l, S]
   // Softmax in float32 whatever the compute dtype (LDM computes `sim` in float32 too).
   const auto attention = sim.scalar_type() == torch::kFloat32 || sim.scalar_type() == torch::kFloat64
                              ? sim.softmax(-1)
-                             : sim.to(torch::kFloat32).softmax(-1).to(q.scalar_type());
-  return batched_matmul(attention, v);  // [N, L, d]
+                             : sim.to(torch::kFloat32).softmax(-1).to(v.scalar_type());
+  return batched_matmul(attention, v);  // [N, l, d]
+}
+
+}  // namespace
+
+namespace {
+std::atomic<std::int64_t> block_bytes{kAttentionBlockBytes};
+}  // namespace
+
+void set_attention_block_bytes(std::int64_t bytes) {
+  block_bytes = std::max<std::int64_t>(0, bytes);
+}
+
+std::int64_t attention_block_bytes() {
+  return block_bytes;
+}
+
+bool fused_attention_available(torch::ScalarType dtype) {
+  return LATENTLAB_FUSED_ATTENTION && dtype != torch::kFloat64;
+}
+
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, double scale, std::int64_t max_bytes) {
+  // q: [N, L, d]; k, v: [N, S, d]
+#if LATENTLAB_FUSED_ATTENTION
+  if (fused_attention_available(q.scalar_type()))
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                            scale);
+#endif
+  if (max_bytes < 0) max_bytes = attention_block_bytes();
+  const auto N = q.size(0), L = q.size(1), S = k.size(1);
+  if (max_bytes == 0) return attend(q, k, v, scale);
+  // float32 scores (4 bytes; a bf16 similarity matrix is converted to float32 for the softmax, so its
+  // two copies take 6 bytes per score, as one float32 and half another).
+  const auto bytes_per_row = std::max<std::int64_t>(1, N * S * (q.scalar_type() == torch::kFloat64 ? 8 : 4));
+  const auto rows = std::max<std::int64_t>(1, max_bytes / bytes_per_row);
+  if (rows >= L) return attend(q, k, v, scale);
+  std::vector<torch::Tensor> blocks;
+  for (std::int64_t start = 0; start < L; start += rows)
+    blocks.push_back(attend(q.narrow(1, start, std::min(rows, L - start)), k, v, scale));
+  return torch::cat(blocks, 1);  // [N, L, d]
 }
 
 namespace {

@@ -64,8 +64,8 @@ class ResnetBlockImpl : public torch::nn::Module {
   }
   // x: [B, in, H, W] -> [B, out, H, W]
   torch::Tensor forward(const torch::Tensor& x) {
-    auto h = conv1_->forward(torch::silu(norm1_->forward(x)));
-    h = conv2_->forward(dropout_->forward(torch::silu(norm2_->forward(h))));
+    auto h = conv1_->forward(norm1_->forward_silu(x));
+    h = conv2_->forward(dropout_->forward(norm2_->forward_silu(h)));
     return (shortcut_ ? shortcut_->forward(x) : x) + h;
   }
 
@@ -224,8 +224,8 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x) {
     for (std::size_t i = 0; i < level.blocks.size(); ++i) h = level.blocks_forward(h, i);
     if (level.downsample) h = level.downsample->forward(h);  // halves H, W
   }
-  h = p.mid->forward(h);                                            // [B, ch * ch_mult[-1], H/f, W/f]
-  return p.conv_out->forward(torch::silu(p.norm_out->forward(h)));  // [B, (1|2) z_channels, H/f, W/f]
+  h = p.mid->forward(h);                                    // [B, ch * ch_mult[-1], H/f, W/f]
+  return p.conv_out->forward(p.norm_out->forward_silu(h));  // [B, (1|2) z_channels, H/f, W/f]
 }
 
 struct DecoderImpl::Parts {
@@ -271,7 +271,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
     for (std::size_t i = 0; i < level->blocks.size(); ++i) h = level->blocks_forward(h, i);
     if (level->upsample) h = level->upsample->forward(h);  // doubles h, w
   }
-  return p.conv_out->forward(torch::silu(p.norm_out->forward(h)));  // [B, out_ch, h f, w f]
+  return p.conv_out->forward(p.norm_out->forward_silu(h));  // [B, out_ch, h f, w f]
 }
 
 torch::Tensor DecoderImpl::last_layer() const {

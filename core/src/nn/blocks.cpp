@@ -71,7 +71,7 @@ ResBlockImpl::ResBlockImpl(const ResBlockOptions& options) : options_(options) {
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb, const torch::Tensor&) {
   // x: [B, C, H, W]; emb: [B, E]
-  torch::Tensor h = torch::silu(in_norm_->forward(x));
+  torch::Tensor h = in_norm_->forward_silu(x);
   torch::Tensor skip_input = x;
   if (options_.up) {  // [B, C, 2H, 2W]
     h = upsample_nearest(h);
@@ -85,11 +85,11 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
       emb_linear_->forward(torch::silu(emb)).unsqueeze(-1).unsqueeze(-1);  // [B, C_out or 2 C_out, 1, 1]
   if (options_.use_scale_shift_norm) {
     const auto scale_shift = emb_out.chunk(2, 1);
-    h = out_norm_->forward(h) * (1 + scale_shift[0]) + scale_shift[1];
+    h = torch::silu(out_norm_->forward(h) * (1 + scale_shift[0]) + scale_shift[1]);
   } else {
-    h = out_norm_->forward(h + emb_out);
+    h = out_norm_->forward_silu(h + emb_out);
   }
-  h = out_conv_->forward(dropout_->forward(torch::silu(h)));  // [B, C_out, H', W']
+  h = out_conv_->forward(dropout_->forward(h));  // [B, C_out, H', W']
   return (skip_ ? skip_->forward(skip_input) : skip_input) + h;
 }
 

@@ -8,6 +8,9 @@
 
 #include <torch/torch.h>
 
+#include "latentlab/nn/attention.hpp"
+#include "latentlab/nn/float32_norm.hpp"
+
 namespace latentlab::nn {
 
 // A block of a TimestepEmbedSequential: takes features, the time embedding and the context.
@@ -41,32 +44,6 @@ void push_block(TimestepSequential& sequential, const Holder& holder) {
                      return module->forward(x, emb, context);
                    });
 }
-
-// LDM's GroupNorm32: GroupNorm computed in float32 (or float64) whatever the input's dtype; parameters
-// `weight`, `bias`.
-class GroupNorm32Impl : public torch::nn::GroupNormImpl {
- public:
-  using torch::nn::GroupNormImpl::GroupNormImpl;
-  torch::Tensor forward(const torch::Tensor& x) {
-    if (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64)
-      return torch::nn::GroupNormImpl::forward(x);
-    return torch::nn::GroupNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
-  }
-};
-TORCH_MODULE(GroupNorm32);
-
-// LayerNorm computed in float32 whatever the input's dtype (LibTorch 1.13's CPU LayerNorm takes no
-// bf16 input with float32 weights under autocast); parameters `weight`, `bias` (docs/precision.md).
-class LayerNorm32Impl : public torch::nn::LayerNormImpl {
- public:
-  using torch::nn::LayerNormImpl::LayerNormImpl;
-  torch::Tensor forward(const torch::Tensor& x) {
-    if (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64)
-      return torch::nn::LayerNormImpl::forward(x);
-    return torch::nn::LayerNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
-  }
-};
-TORCH_MODULE(LayerNorm32);
 
 // GroupNorm32(32, channels) (LDM's `normalization`).
 GroupNorm32 normalization(std::int64_t channels, double eps = 1e-5);
@@ -191,10 +168,6 @@ class SpatialTransformerImpl : public torch::nn::Module, public TimestepBlock {
   std::vector<BasicTransformerBlock> blocks_;
 };
 TORCH_MODULE(SpatialTransformer);
-
-// softmax(q k^T * scale) v with the softmax in float32. q: [N, L, d], k, v: [N, S, d] -> [N, L, d]
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v, double scale);
 
 // Registers and returns a parameterless child module, so that the children added to it get the
 // reference names ("in_layers.2.weight").

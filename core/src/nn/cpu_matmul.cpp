@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include "latentlab/precision.hpp"
 
@@ -162,6 +163,7 @@ torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, boo
     auto c = torch::matmul(op(a, transpose_a), op(b, transpose_b));
     return alpha == 1.0 ? c : c * alpha;
   }
+  RECORD_FUNCTION("latentlab::bmm", c10::ArrayRef<const c10::IValue>{});  // for profiles (bench --profile)
   if (!torch::GradMode::is_enabled() || !(a.requires_grad() || b.requires_grad()))
     return batched_product(a, b, transpose_a, transpose_b, alpha);
   return BatchedMatmul::apply(a, b, transpose_a, transpose_b, alpha);
@@ -171,6 +173,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight_in, con
   const auto weight = weight_in.flatten(1);  // [out, in] (Conv1d/Conv2d 1x1 weights have trailing 1s)
   if (!fast_path(x, weight) || (bias.defined() && bias.scalar_type() != torch::kFloat32))
     return torch::nn::functional::linear(x, weight, bias);
+  RECORD_FUNCTION("latentlab::linear", c10::ArrayRef<const c10::IValue>{});  // for profiles (bench --profile)
   auto shape = x.sizes().vec();
   shape.back() = weight.size(0);
   const auto x2d = x.reshape({-1, x.size(-1)}).contiguous();  // [M, in]

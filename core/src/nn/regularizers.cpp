@@ -1,5 +1,6 @@
 #include "latentlab/nn/regularizers.hpp"
 
+#include "latentlab/precision.hpp"
 #include "latentlab/sampler.hpp"
 
 namespace latentlab::nn {
@@ -39,6 +40,7 @@ VectorQuantizerImpl::VectorQuantizerImpl(const VectorQuantizerOptions& options) 
 torch::Tensor VectorQuantizerImpl::indices(const torch::Tensor& z) {
   // z: [B, c, h, w] -> [B, h, w]; nearest code in Euclidean distance (no graph: argmin has no gradient).
   torch::NoGradGuard no_grad;
+  const AutocastGuard fp32(z.device(), Precision::fp32);  // distances in float32 (docs/precision.md)
   const auto B = z.size(0), h = z.size(2), w = z.size(3);
   const auto flat = z.permute({0, 2, 3, 1}).reshape({-1, options_.embed_dim});  // [N, c]
   const auto& codes = embedding_->weight;                                       // [K, c]
@@ -54,6 +56,7 @@ torch::Tensor VectorQuantizerImpl::lookup(const torch::Tensor& indices) {
 }
 
 QuantizeResult VectorQuantizerImpl::forward(const torch::Tensor& z, at::Generator& generator) {
+  const AutocastGuard fp32(z.device(), Precision::fp32);  // the codebook and its losses in float32
   QuantizeResult out;
   out.indices = indices(z.detach());
   const auto K = options_.n_embed;

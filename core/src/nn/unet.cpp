@@ -187,7 +187,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
     skips.pop_back();
     h = block->forward(h, emb, context);  // up to [B, mc, H, W]
   }
-  return out_conv_->forward(torch::silu(out_norm_->forward(h)));  // [B, out_channels, H, W]
+  return out_conv_->forward(out_norm_->forward_silu(h));  // [B, out_channels, H, W]
 }
 
 std::int64_t UNetImpl::num_parameters() const {

@@ -57,18 +57,22 @@ void set_dtype_for(bool cuda, torch::ScalarType dtype) {
 #endif
 }
 
-bool read_cpu_has_native_bf16() {
+std::string read_cpu_bf16_instructions() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("flags", 0) != 0) continue;
     std::istringstream words(line);
     std::string word;
-    while (words >> word)
-      if (word == "avx512_bf16" || word == "amx_bf16") return true;
-    return false;  // the first CPU's flags are every CPU's
+    bool avx512 = false, amx = false;
+    while (words >> word) {
+      avx512 = avx512 || word == "avx512_bf16";
+      amx = amx || word == "amx_bf16";
+    }
+    // The first CPU's flags are every CPU's.
+    return amx && avx512 ? "AMX-BF16 and AVX512-BF16" : amx ? "AMX-BF16" : avx512 ? "AVX512-BF16" : "";
   }
-  return false;
+  return "";
 }
 
 }  // namespace
@@ -122,9 +126,19 @@ void check_precision(Precision precision, const torch::Device& device, const std
                       "convolutions); use \"bf16\" on the CPU");
 }
 
+std::string cpu_bf16_instructions() {
+  static const std::string instructions = read_cpu_bf16_instructions();
+  return instructions;
+}
+
 bool cpu_has_native_bf16() {
-  static const bool has = read_cpu_has_native_bf16();
-  return has;
+  return !cpu_bf16_instructions().empty();
+}
+
+torch::Tensor full_precision(const torch::Tensor& x) {
+  if (!x.defined()) return x;
+  const auto type = x.scalar_type();
+  return type == torch::kBFloat16 || type == torch::kHalf ? x.to(torch::kFloat32) : x;
 }
 
 bool autocast_enabled(const torch::Device& device) {

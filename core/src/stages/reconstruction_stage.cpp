@@ -32,7 +32,9 @@ const ParamSchema& reconstruction_schema() {
           .integer("count", 256, "images to reconstruct (0: all)", Range::at_least(0))
           .integer("images", 16, "of those, how many to write as PNG files", Range::at_least(0))
           .integer("batch", 32, "images per batch", Range::at_least(1))
-          .integer("seed", 0, "seed of KL posterior samples for the latent statistics", Range::at_least(0));
+          .integer("seed", 0, "seed of KL posterior samples for the latent statistics", Range::at_least(0))
+          .choice("precision", "fp32", {"fp32", "bf16", "fp16"},
+                  "autocast precision of the autoencoder (docs/precision.md); fp16 needs CUDA");
   return schema;
 }
 
@@ -86,18 +88,21 @@ ReconstructionConfig ReconstructionConfig::from_json(const json& input, const st
   c.images = values.get_int("images");
   c.batch = values.get_int("batch");
   c.seed = static_cast<std::uint64_t>(values.get_int("seed"));
+  c.precision = parse_precision(values.get_string("precision"), config_where(path, "precision"));
   return c;
 }
 
 json ReconstructionConfig::to_json() const {
-  return {{"input", input},
-          {"data_params", data_params},
-          {"count", count},
-          {"images", images},
-          {"batch", batch},
-          {"seed", seed},
-          {"rfid", rfid ? rfid->to_json() : json(false)},
-          {"lpips_weights", lpips_weights}};
+  json out = {{"input", input},
+              {"data_params", data_params},
+              {"count", count},
+              {"images", images},
+              {"batch", batch},
+              {"seed", seed},
+              {"rfid", rfid ? rfid->to_json() : json(false)},
+              {"lpips_weights", lpips_weights}};
+  if (precision != Precision::fp32) out["precision"] = to_string(precision);
+  return out;
 }
 
 ReconstructionStage::ReconstructionStage(ReconstructionConfig config, const registry::Registry& registry,
@@ -137,6 +142,7 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
                               const std::filesystem::path& out) const {
   const auto& o = config_;
   const auto device = context.device;
+  check_precision(o.precision, device, config_where(path_, "precision"));
   const auto codec = LatentCodec::load(
       autoencoder,
       [this](const std::string& name, const json& params) {
@@ -200,7 +206,8 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
   std::int64_t written = 0;
   double lpips_sum = 0.0;
   const auto metrics = evaluate_reconstruction(
-      ae, *data, count, o.batch, device, [&](const torch::Tensor& x, const torch::Tensor& x_hat) {
+      ae, *data, count, o.batch, device,
+      [&](const torch::Tensor& x, const torch::Tensor& x_hat) {
         if (features) {
           auto& extractor = *features->extractor;
           original_stats.add(extractor.extract(io::to_pixels(x)).features);
@@ -217,7 +224,8 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
           pairs.push_back(x[i].cpu());
           pairs.push_back(x_hat[i].cpu());
         }
-      });
+      },
+      o.precision);
   if (!pairs.empty()) io::write_png_grid(out / "reconstructions.png", torch::stack(pairs), 8);
 
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
@@ -235,7 +243,8 @@ json ReconstructionStage::run(const StageContext& context, const std::filesystem
                  {"latent_statistics", stats.to_json()},
                  {"rescaling", rescaling.to_json()},
                  {"variance_rescaled", rescaled_variance(stats, rescaling)},
-                 {"png_images", written}};
+                 {"png_images", written},
+                 {"precision", to_string(o.precision)}};
   if (features) {
     const auto rfid = eval::fid(reconstruction_stats, original_stats);
     for (const auto& warning : rfid.warnings) spdlog::warn("rFID: {}", warning);

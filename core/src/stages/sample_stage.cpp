@@ -43,7 +43,9 @@ const ParamSchema& sample_schema() {
           .string("target", "", "post-hoc guidance: the observation y (an image file)")
           .string("mask", "", "post-hoc guidance with transform mask: image whose white pixels are known")
           .string("init_latents", "",
-                  "z_T of every sample, a float .npy [count, c, h, w] (diffusers' `latents=`)");
+                  "z_T of every sample, a float .npy [count, c, h, w] (diffusers' `latents=`)")
+          .choice("precision", "fp32", {"fp32", "bf16", "fp16"},
+                  "autocast precision of the networks (docs/precision.md); fp16 needs CUDA");
   return schema;
 }
 
@@ -146,6 +148,7 @@ SampleConfig SampleConfig::from_json(const json& input, const std::string& path)
   c.target = params.get_string("target");
   c.mask = params.get_string("mask");
   c.init_latents = params.get_string("init_latents");
+  c.precision = parse_precision(params.get_string("precision"), config_where(path, "precision"));
   return c;
 }
 
@@ -164,6 +167,7 @@ json SampleConfig::to_json() const {
               {"init_latents", init_latents}};
   if (latent_height > 0) out["latent_size"] = {latent_height, latent_width};
   if (!prompts.empty()) out["prompts"] = prompts;
+  if (precision != Precision::fp32) out["precision"] = to_string(precision);
   return out;
 }
 
@@ -224,6 +228,8 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
                               const std::filesystem::path& out) const {
   const auto& o = config_;
   const auto device = context.device;
+  check_precision(o.precision, device, config_where(path_, "precision"));
+  const auto precision = o.precision;
   const auto& sampler = sampler_;
   const auto& guider = guider_;
 
@@ -357,7 +363,10 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
   GuidanceInputs inputs;
   inputs.schedule = schedule.object.get();
   if (codec)
-    inputs.decode = [codec](const torch::Tensor& z) { return codec->decode(z); };
+    inputs.decode = [codec, device, precision](const torch::Tensor& z) {
+      const AutocastGuard autocast(device, precision);
+      return full_precision(codec->decode(z));
+    };
   else
     inputs.decode = [](const torch::Tensor& z) { return z; };  // pixel space: D is the identity
   if (!o.target.empty()) inputs.target = io::read_image(o.target, image_channels).to(device);
@@ -365,11 +374,15 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
   auto model = denoiser.model;
   const auto prediction = config.prediction;
   const auto& s = *schedule;
-  inputs.model = [model, prediction, &s, device](const torch::Tensor& z_t, std::int64_t t,
-                                                 const Conditioning& cond) mutable {
+  inputs.model = [model, prediction, &s, device, precision](const torch::Tensor& z_t, std::int64_t t,
+                                                            const Conditioning& cond) mutable {
     const auto steps =
         torch::full({z_t.size(0)}, t, torch::TensorOptions().dtype(torch::kInt64).device(device));
-    const auto output = model->forward(z_t, steps, cond.context, cond.concat, cond.y);
+    torch::Tensor output;
+    {  // the UNet under autocast; the sampler's arithmetic after it in float32/float64
+      const AutocastGuard autocast(device, precision);
+      output = full_precision(model->forward(z_t, steps, cond.context, cond.concat, cond.y));
+    }
     const auto options = torch::TensorOptions().dtype(torch::kFloat64).device(device);
     return eps_from_prediction(prediction, output, z_t, torch::full({1, 1, 1, 1}, s.alpha(t), options),
                                torch::full({1, 1, 1, 1}, s.sigma(t), options));
@@ -380,6 +393,7 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
   // held-out images (and sample i's mask from a generator of its own, whatever the batch).
   const auto conditions_for = [&](std::int64_t first, std::int64_t b) {
     torch::NoGradGuard no_grad;
+    const AutocastGuard autocast(device, precision);  // the conditioners' networks
     BatchConditions batch;
     // Beside a held-out image (hybrid), the class is that image's own unless one is asked for.
     if (asks_classes)
@@ -499,6 +513,7 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
     torch::Tensor images;
     if (codec) {  // decoded once, at the end of the sampler's run
       latents.push_back(result.z0.to(torch::kCPU, torch::kFloat32));
+      const AutocastGuard autocast(device, precision);
       images = codec->decode(result.z0).to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0);
     } else {
       images = result.z0.to(torch::kCPU, torch::kFloat32).clamp(-1.0, 1.0);
@@ -552,6 +567,7 @@ SampleResult SampleStage::run(const StageContext& context, const std::filesystem
       {"shape", {o.count, image_channels, images.size(2), images.size(3)}},
       {"latent_shape", {o.count, channels, height, width}},
       {"device", device.str()},
+      {"precision", to_string(precision)},
       {"seconds", seconds},
       {"samples_per_second", static_cast<double>(o.count) / seconds},
       {"schedule", {{"name", config.schedule.name}, {"params", config.schedule.params}}},

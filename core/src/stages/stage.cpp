@@ -37,6 +37,8 @@ std::string content_key(const std::string& kind, const nlohmann::json& config,
 nlohmann::json without_run_settings(nlohmann::json resolved, const std::vector<std::string>& also) {
   for (const char* key : {"output", "device"}) resolved.erase(key);
   for (const auto& key : also) resolved.erase(key);
+  // fp32 is what every stage computed before the setting existed: its keys stay those of older caches.
+  if (resolved.value("precision", std::string("fp32")) == "fp32") resolved.erase("precision");
   for (const char* key : {"log_every", "checkpoint_every"}) resolved["train"].erase(key);
   return resolved;
 }

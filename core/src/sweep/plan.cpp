@@ -15,6 +15,7 @@
 #include "latentlab/stages/reconstruction_stage.hpp"
 #include "latentlab/stages/sample_stage.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/threads.hpp"
 
 namespace latentlab::sweep {
 
@@ -23,9 +24,9 @@ namespace {
 using nlohmann::json;
 
 const std::vector<std::string>& top_keys() {
-  static const std::vector<std::string> keys = {"name",           "description", "dataset", "autoencoder",
-                                                "latent",         "denoiser",    "eval",    "metrics",
-                                                "reconstruction", "seed",        "device",  "threads"};
+  static const std::vector<std::string> keys = {
+      "name",    "description",    "dataset", "autoencoder", "latent",  "denoiser", "eval",
+      "metrics", "reconstruction", "seed",    "device",      "threads", "precision"};
   return keys;
 }
 
@@ -232,6 +233,14 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
     json data;
     std::uint64_t seed = 0;
     bool pixels = true;
+    // The spec's precision, given to every stage that runs networks unless its block names its own
+    // (docs/precision.md); fp32 is left out, so that fp32 stages keep the keys they had before.
+    std::string precision = "fp32";
+    const auto with_precision = [&](json block) {
+      if (block.is_object() && !block.contains("precision") && precision != "fp32")
+        block["precision"] = precision;
+      return block;
+    };
     const bool basics = attempt([&] {
       check_keys(config, "the spec", top_keys());
       if (config.contains("device") && !config.at("device").is_string())
@@ -243,6 +252,15 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         throw ConfigError("threads: expected a non-negative integer (0: all cores), got " +
                           config.at("threads").dump());
       plan.threads = config.value("threads", 0);
+      if (config.contains("precision")) {
+        if (!config.at("precision").is_string())
+          throw ConfigError("precision: expected \"fp32\", \"bf16\" or \"fp16\", got " +
+                            config.at("precision").dump());
+        const auto parsed = parse_precision(config.at("precision").get<std::string>());
+        // fp16 autocast needs CUDA: said now, not when the first stage starts.
+        if (parsed == Precision::fp16) check_precision(parsed, resolve_device(plan.device, "device"));
+        precision = to_string(parsed);
+      }
       seed = config.at("seed").get<std::uint64_t>();
       data = data_section(config);
       registry.find(Dataset::kKind, data.at("dataset").get<std::string>());
@@ -258,10 +276,11 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
           trial_plan.autoencoder = add({"autoencoder", "", "autoencoder", block, {}, "", ""}, {});
           return;
         }
-        check_keys(block, "autoencoder", {"name", "params", "loss", "train", "eval", "seed"});
+        check_keys(block, "autoencoder", {"name", "params", "loss", "train", "eval", "seed", "precision"});
         json ae = {{"output", "-"}, {"seed", block_seed(block, "autoencoder", seed)}, {"data", data}};
-        for (const char* key : {"loss", "train", "eval"})
+        for (const char* key : {"loss", "train", "eval", "precision"})
           if (block.contains(key)) ae[key] = block.at(key);
+        ae = with_precision(ae);
         ae["autoencoder"] = {{"name", block.value("name", std::string("kl"))},
                              {"params", block.value("params", json::object())}};
         trial_plan.autoencoder = add({"autoencoder", "", "autoencoder", ae, {}, "", ""}, {});
@@ -286,11 +305,13 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
       attempt([&] {
         const auto& block = config.at("denoiser");
         check_keys(block, "denoiser",
-                   {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval", "seed"});
+                   {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval", "seed",
+                    "precision"});
         json denoiser = {{"output", "-"}, {"seed", block_seed(block, "denoiser", seed)}, {"data", data}};
         for (const char* key :
-             {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval"})
+             {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval", "precision"})
           if (block.contains(key)) denoiser[key] = block.at(key);
+        denoiser = with_precision(denoiser);
         if (!pixels) denoiser["autoencoder"] = "(the latent stage's autoencoder.pt)";
         trial_plan.denoiser = pixels ? add({"denoiser", "", "denoiser", denoiser, {}, "", ""}, {})
                                      : add({"denoiser", "", "denoiser", denoiser, {}, "", ""},
@@ -326,7 +347,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         if (!entry.is_object()) throw ConfigError(path + ": expected an object, got " + entry.dump());
         if (entry.contains("label") && !entry.at("label").is_string())
           throw ConfigError(path + ".label: expected a string, got " + entry.at("label").dump());
-        auto sample = entry;
+        auto sample = with_precision(entry);
         sample.erase("label");
         if (!sample.contains("seed")) sample["seed"] = seed;
         const auto sample_config = stages::SampleConfig::from_json(sample, path);
@@ -352,6 +373,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         if (!block.is_object())
           throw ConfigError("reconstruction: expected an object (or true), got " + block.dump());
         if (!block.contains("input")) block["input"] = data.at("dataset");
+        block = with_precision(block);
         // PSIM with the LPIPS weights the autoencoder trained with, unless the block names its own.
         const auto& ae = config.at("autoencoder");
         if (!block.contains("lpips_weights") && ae.is_object() && ae.contains("loss") &&

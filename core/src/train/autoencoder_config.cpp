@@ -59,11 +59,12 @@ AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
   ProblemList problems;
   problems.check([&] {
     detail::check_object(
-        input, "", {"output", "seed", "device", "data", "autoencoder", "loss", "train", "eval", "latents"},
+        input, "",
+        {"output", "seed", "device", "precision", "data", "autoencoder", "loss", "train", "eval", "latents"},
         {"output", "data", "autoencoder"});
   });
   AutoencoderTrainConfig c;
-  problems.check([&] { detail::parse_run_keys(input, c.output, c.seed, c.device); });
+  problems.check([&] { detail::parse_run_keys(input, c.output, c.seed, c.device, c.precision); });
   problems.check([&] { detail::parse_data_section(input, c.data, c.hflip); });
   problems.check([&] { c.autoencoder = detail::plugin_choice(input, "autoencoder", "name", ""); });
   problems.check([&] { c.loss = Stage1LossConfig::from_json(input.value("loss", json::object())); });
@@ -105,6 +106,7 @@ AutoencoderTrainConfig AutoencoderTrainConfig::from_json(const json& input) {
   c.resolved = {{"output", c.output},
                 {"seed", c.seed},
                 {"device", c.device},
+                {"precision", to_string(c.precision)},
                 {"data", {{"dataset", c.data.name}, {"params", c.data.params}, {"hflip", c.hflip}}},
                 {"autoencoder", {{"name", c.autoencoder.name}, {"params", c.autoencoder.params}}},
                 {"loss", c.loss.to_json()},

@@ -35,7 +35,8 @@ std::vector<std::int64_t> first_indices(std::int64_t start, std::int64_t end) {
 
 ReconstructionMetrics evaluate_reconstruction(
     Autoencoder& autoencoder, const Dataset& data, std::int64_t images, std::int64_t batch_size,
-    torch::Device device, const std::function<void(const torch::Tensor&, const torch::Tensor&)>& each) {
+    torch::Device device, const std::function<void(const torch::Tensor&, const torch::Tensor&)>& each,
+    Precision precision) {
   torch::NoGradGuard no_grad;
   autoencoder.module().eval();
   ReconstructionMetrics m;
@@ -44,7 +45,11 @@ ReconstructionMetrics evaluate_reconstruction(
   for (std::int64_t start = 0; start < images; start += batch_size) {
     const auto x =
         data.get_batch(first_indices(start, std::min(images, start + batch_size))).images.to(device);
-    const auto x_hat = autoencoder.reconstruct(x).clamp(-1.0, 1.0);
+    torch::Tensor x_hat;
+    {
+      const AutocastGuard autocast(device, precision);
+      x_hat = full_precision(autoencoder.reconstruct(x)).clamp(-1.0, 1.0);
+    }
     m.psnr += eval::psnr(x, x_hat).sum().item<double>();
     m.ssim += eval::ssim(x, x_hat).sum().item<double>();
     m.l1 += (x - x_hat).abs().mean({1, 2, 3}).sum().item<double>();
@@ -101,8 +106,8 @@ struct AutoencoderTrainer::State {
   }
 
   void evaluate() {
-    const auto m =
-        evaluate_reconstruction(*ae, *parts.held_out, config.eval_samples, config.eval_batch_size, device);
+    const auto m = evaluate_reconstruction(*ae, *parts.held_out, config.eval_samples, config.eval_batch_size,
+                                           device, nullptr, config.precision);
     ae->module().train();
     MetricValues values = {{"psnr", m.psnr}, {"ssim", m.ssim}, {"l1", m.l1}};
     std::string vq;
@@ -141,6 +146,7 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
   const auto& c = s.config;
   const auto& data = *s.parts.train_data;
   s.device = resolve_device(c.device);
+  check_precision(c.precision, s.device);
   torch::manual_seed(c.seed ^ detail::kDropoutStream);  // the initial weights, then dropout draws
   s.ae = s.parts.make_autoencoder();
   auto& ae = *s.ae;
@@ -239,9 +245,9 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
   for (const auto& p : s.ae_params) parameters += p.numel();
   spdlog::info(
       "training autoencoder '{}' (f = {}, {} latent channels, {} parameters) for {} steps from step {}, "
-      "batch {}, GAN from step {}, {}",
+      "batch {}, GAN from step {}, {}, {}",
       c.autoencoder.name, s.ae->downsampling_factor(), s.ae->latent_channels(), parameters, c.steps,
-      s.loop.step, c.batch_size, c.loss.disc_start, s.device.str());
+      s.loop.step, c.batch_size, c.loss.disc_start, s.device.str(), to_string(c.precision));
   torch::Tensor x;
   AutoencoderOutput out;
   detail::LoopBody body;
@@ -249,8 +255,13 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
     x = s.order->next(*s.parts.train_data).images.to(s.device);
     // The autoencoder's update (optimizer_idx 0 in the reference).
     s.ae_optimizer->zero_grad();
-    out = s.ae->forward(x, s.generator);
-    const auto g = s.loss->generator_loss(x, out, next, s.ae->last_layer());
+    Stage1Terms g;
+    {  // the forward passes under autocast, the backward pass outside it (docs/precision.md)
+      const AutocastGuard autocast(s.device, c.precision);
+      out = s.ae->forward(x, s.generator);
+      out.reconstruction = full_precision(out.reconstruction);
+      g = s.loss->generator_loss(x, out, next, s.ae->last_layer());
+    }
     g.loss.backward();
     detail::StepReport report;
     report.grad_norm = torch::nn::utils::clip_grad_norm_(s.ae_params, max_norm);
@@ -267,7 +278,11 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
     // The discriminator's update (optimizer_idx 1), once the GAN terms are on.
     if (s.loss->gan_active(next)) {
       s.disc_optimizer->zero_grad();
-      const auto d = s.loss->discriminator_loss(x, out.reconstruction, next);
+      Stage1Terms d;
+      {
+        const AutocastGuard autocast(s.device, c.precision);
+        d = s.loss->discriminator_loss(x, out.reconstruction, next);
+      }
       d.loss.backward();
       s.disc_optimizer->step();
       for (const auto& [name, value] : d.logs) report.values.emplace_back(name, value.item<double>());

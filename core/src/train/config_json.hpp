@@ -8,6 +8,7 @@
 
 #include "latentlab/error.hpp"
 #include "latentlab/params.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/problem_list.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/train/denoiser_config.hpp"
@@ -100,7 +101,8 @@ inline void parse_data_section(const json& input, PluginChoice& data, bool& hfli
 }
 
 // "output" (required, a non-empty string), "seed" (non-negative integer), "device" (string).
-inline void parse_run_keys(const json& input, std::string& output, std::uint64_t& seed, std::string& device) {
+inline void parse_run_keys(const json& input, std::string& output, std::uint64_t& seed, std::string& device,
+                           Precision& precision) {
   if (!input.contains("output")) throw missing_key("", "output");
   if (!input.at("output").is_string() || input.at("output").get<std::string>().empty())
     throw ConfigError("output: expected a folder name (string), got " + input.at("output").dump());
@@ -116,6 +118,13 @@ inline void parse_run_keys(const json& input, std::string& output, std::uint64_t
       throw ConfigError("device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " +
                         input.at("device").dump());
     device = input.at("device").get<std::string>();
+  }
+  if (input.contains("precision")) {
+    // Checked against the device (fp16 needs CUDA) by the trainer, once the device is resolved.
+    if (!input.at("precision").is_string())
+      throw ConfigError("precision: expected \"fp32\", \"bf16\" or \"fp16\", got " +
+                        input.at("precision").dump());
+    precision = parse_precision(input.at("precision").get<std::string>());
   }
 }
 

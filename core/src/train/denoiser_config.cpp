@@ -103,12 +103,12 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
   ProblemList problems;
   problems.check([&] {
     check_object(input, "",
-                 {"output", "seed", "device", "data", "autoencoder", "schedule", "weighting", "prediction",
-                  "unet", "conditioner", "train", "eval"},
+                 {"output", "seed", "device", "precision", "data", "autoencoder", "schedule", "weighting",
+                  "prediction", "unet", "conditioner", "train", "eval"},
                  {"output", "data"});
   });
   DenoiserTrainConfig c;
-  problems.check([&] { detail::parse_run_keys(input, c.output, c.seed, c.device); });
+  problems.check([&] { detail::parse_run_keys(input, c.output, c.seed, c.device, c.precision); });
   problems.check([&] { detail::parse_data_section(input, c.data, c.hflip); });
   problems.check([&] {
     if (!input.contains("autoencoder")) return;
@@ -163,6 +163,7 @@ DenoiserTrainConfig DenoiserTrainConfig::from_json(const json& input) {
   c.resolved = {{"output", c.output},
                 {"seed", c.seed},
                 {"device", c.device},
+                {"precision", to_string(c.precision)},
                 {"data", {{"dataset", c.data.name}, {"params", c.data.params}, {"hflip", c.hflip}}},
                 {"schedule", {{"name", c.schedule.name}, {"params", c.schedule.params}}},
                 {"weighting", {{"name", c.weighting.name}, {"params", c.weighting.params}}},

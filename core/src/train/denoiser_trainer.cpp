@@ -61,7 +61,7 @@ struct DenoiserTrainer::State {
   // images themselves in pixel space.
   torch::Tensor latents(const torch::Tensor& images) {
     const auto x = images.to(device);
-    return parts.codec ? parts.codec->encode(x, latent_generator) : x;
+    return parts.codec ? full_precision(parts.codec->encode(x, latent_generator)) : x;
   }
 
   // What a batch is conditioned on, as the conditioners read it (on the run's device).
@@ -78,8 +78,9 @@ struct DenoiserTrainer::State {
   }
 
   DenoiserFn denoiser(nn::UNet& net, const torch::Tensor& labels, const Conditioning& cond = {}) {
+    // In float32 whatever the precision: the objective and the ELBO compute in float32 or float64.
     return [net, labels, cond](const torch::Tensor& z_t, const torch::Tensor& t) mutable {
-      return net->forward(z_t, t, cond.context, cond.concat, labels);
+      return full_precision(net->forward(z_t, t, cond.context, cond.concat, labels));
     };
   }
 
@@ -138,6 +139,7 @@ struct DenoiserTrainer::State {
 
   void evaluate() {
     torch::NoGradGuard no_grad;
+    const AutocastGuard autocast(device, config.precision);  // the networks; the ELBO's sums stay float64
     // Same draws at every evaluation (common random numbers): estimates differ only by the model.
     auto eval_generator = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ kEvalStream);
     ema->eval();
@@ -243,6 +245,7 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
                       std::to_string(held_out.size()));
 
   s.device = resolve_device(c.device);
+  check_precision(c.precision, s.device);
   torch::manual_seed(c.seed ^ detail::kDropoutStream);  // dropout draws from the default generator
   s.model = nn::UNet(unet);
   s.model->to(s.device);
@@ -370,9 +373,9 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   if (s.conditioners) s.conditioners->train(true);
   const double max_norm = c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity();
   spdlog::info(
-      "training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {})",
+      "training {} steps from step {} ({} parameters, batch {} x {}, {} prediction, weighting '{}', {}, {})",
       c.steps, s.loop.step, s.model->num_parameters(), c.batch_size, c.accumulate, to_string(c.prediction),
-      c.weighting.name, s.device.str());
+      c.weighting.name, s.device.str(), to_string(c.precision));
   detail::LoopBody body;
   body.compute = [&](std::int64_t next) {
     const double lr = s.lr_at(next);
@@ -385,15 +388,18 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
       const auto batch = s.order->next(*s.parts.train_data);
       const auto labels = s.conditional() ? batch.labels.to(s.device) : torch::Tensor();
       Conditioning cond;
-      if (s.conditioners) {
-        auto inputs = s.inputs_of(batch);
-        if (c.p_uncond > 0)  // condition dropout: these examples train the unconditional value
-          inputs.drop = condition_dropout(batch.images.size(0), c.p_uncond, s.condition_generator);
-        s.conditioners->complete(inputs, s.condition_generator);
-        cond = s.conditioners->encode(inputs);
+      ObjectiveTerms terms;
+      {  // the forward passes under autocast, the backward pass outside it (docs/precision.md)
+        const AutocastGuard autocast(s.device, c.precision);
+        if (s.conditioners) {
+          auto inputs = s.inputs_of(batch);
+          if (c.p_uncond > 0)  // condition dropout: these examples train the unconditional value
+            inputs.drop = condition_dropout(batch.images.size(0), c.p_uncond, s.condition_generator);
+          s.conditioners->complete(inputs, s.condition_generator);
+          cond = s.conditioners->encode(inputs);
+        }
+        terms = s.objective->compute(s.denoiser(s.model, labels, cond), s.latents(batch.images), s.generator);
       }
-      auto terms =
-          s.objective->compute(s.denoiser(s.model, labels, cond), s.latents(batch.images), s.generator);
       (terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
       loss_sum = micro == 0 ? terms.loss.detach() : loss_sum + terms.loss.detach();

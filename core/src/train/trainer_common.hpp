@@ -33,8 +33,11 @@ inline std::string duration_text(double seconds) {
 inline nlohmann::json resumable_identity(nlohmann::json config) {
   for (const char* key : {"steps", "log_every", "checkpoint_every"}) config["train"].erase(key);
   config["eval"].erase("every");
-  config.erase("output");   // a run folder may be moved or named differently
-  config.erase("device");   // a run may continue on another device
+  config.erase("output");  // a run folder may be moved or named differently
+  config.erase("device");  // a run may continue on another device
+  // ... and in another precision: checkpoints hold float32 weights and optimiser state whatever the
+  // precision (docs/precision.md#resuming).
+  config.erase("precision");
   config.erase("latents");  // stage 1: the statistics at the end, not the training
   // Settings added by later versions, at the value that means what older checkpoints did: a checkpoint
   // written before them still resumes (docs/conditioning.md).

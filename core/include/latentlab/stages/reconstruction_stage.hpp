@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "latentlab/nn/lpips.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/stages/features.hpp"
 #include "latentlab/stages/stage.hpp"
 
@@ -31,9 +32,11 @@ struct ReconstructionConfig {
   std::optional<FeatureSettings> rfid;  // rFID on these features; none: no rFID
   // PSIM: LPIPS weights files (nn::Lpips::load's layouts); none: no PSIM.
   std::vector<std::string> lpips_weights;
+  // Autocast precision of the autoencoder (docs/precision.md); rFID's and PSIM's networks stay float32.
+  Precision precision = Precision::fp32;
 
   // Keys: input, data_params, count, images, batch, seed, rfid (true, or the feature settings),
-  // lpips_weights (a file name or a list of them).
+  // lpips_weights (a file name or a list of them), precision (to_json leaves fp32 out).
   static ReconstructionConfig from_json(const nlohmann::json& json, const std::string& path);
   nlohmann::json to_json() const;
 };

@@ -15,6 +15,7 @@
 
 #include "latentlab/guider.hpp"
 #include "latentlab/plugin_choice.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/sampler.hpp"
 #include "latentlab/stages/stage.hpp"
 
@@ -38,9 +39,13 @@ struct SampleConfig {
   // float .npy, as diffusers' `latents=`), for interpolation, image-to-image and reproducing another
   // framework's samples.
   std::string target, mask, init_latents;
+  // Autocast precision of the UNet, the conditioners and the decoder (docs/precision.md); the sampler's
+  // arithmetic stays float64/float32.
+  Precision precision = Precision::fp32;
 
   // Keys: sampler {name, params}, guider {name, params}, steps, count, batch, seed, clip_x0, class,
-  // prompts (a caption or a list), latent_size (SIZE or [H, W]), columns, target, mask, init_latents. Throws
+  // prompts (a caption or a list), latent_size (SIZE or [H, W]), columns, target, mask, init_latents,
+  // precision ("fp32", "bf16", "fp16"; to_json leaves fp32 out, so older keys stay valid). Throws
   // ConfigError naming `path`.KEY for unknown keys, wrong types and bad values.
   static SampleConfig from_json(const nlohmann::json& json, const std::string& path);
   nlohmann::json to_json() const;

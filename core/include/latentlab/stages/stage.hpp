@@ -57,7 +57,8 @@ class ContentKeyer {
 };
 
 // A trainer's resolved config without what does not change its weights: the output folder, the device,
-// the logging and checkpoint intervals, and `also` (keys of the top level).
+// the logging and checkpoint intervals, and `also` (keys of the top level). A precision of fp32 is left
+// out too (keys from before the setting), any other stays: bf16 is another stage (docs/precision.md).
 nlohmann::json without_run_settings(nlohmann::json resolved, const std::vector<std::string>& also = {});
 
 // Records a plugin a stage uses, for content_key and for result files: {kind, name, library, version

@@ -15,6 +15,9 @@ struct LATENTLAB_API AutoencoderTrainConfig {
   std::string output;
   std::uint64_t seed = 0;
   std::string device = "auto";
+  // Autocast precision of the networks (docs/precision.md); weights, optimiser state, EMA, the loss
+  // reduction and the yardsticks stay float32.
+  Precision precision = Precision::fp32;
 
   PluginChoice data;  // a Dataset plugin
   bool hflip = false;

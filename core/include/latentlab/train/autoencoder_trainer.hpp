@@ -35,12 +35,14 @@ struct ReconstructionMetrics {
   double perplexity = -1;             // VQ: exp(entropy of code frequencies); -1 otherwise
 };
 
-// Runs reconstruct() over the first `images` examples of `data` on `device`. `each`, when given, sees
-// every batch (originals, reconstructions) as they are made.
-LATENTLAB_API ReconstructionMetrics evaluate_reconstruction(
-    Autoencoder& autoencoder, const Dataset& data, std::int64_t images, std::int64_t batch_size,
-    torch::Device device,
-    const std::function<void(const torch::Tensor&, const torch::Tensor&)>& each = nullptr);
+// Runs reconstruct() over the first `images` examples of `data` on `device`, under autocast to
+// `precision` (the metrics and `each` in float32). `each`, when given, sees every batch (originals,
+// reconstructions in float32) as they are made.
+LATENTLAB_API ReconstructionMetrics
+evaluate_reconstruction(Autoencoder& autoencoder, const Dataset& data, std::int64_t images,
+                        std::int64_t batch_size, torch::Device device,
+                        const std::function<void(const torch::Tensor&, const torch::Tensor&)>& each = nullptr,
+                        Precision precision = Precision::fp32);
 
 class LATENTLAB_API AutoencoderTrainer {
  public:

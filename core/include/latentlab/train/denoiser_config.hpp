@@ -11,13 +11,17 @@
 #include "latentlab/export.hpp"
 #include "latentlab/nn/unet_config.hpp"
 #include "latentlab/plugin_choice.hpp"
+#include "latentlab/precision.hpp"
 
 namespace latentlab {
 
 struct LATENTLAB_API DenoiserTrainConfig {
   std::string output;  // folder for the checkpoint, metrics and final weights
   std::uint64_t seed = 0;
-  std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
+  std::string device = "auto";
+  // Autocast precision of the networks (docs/precision.md); weights, optimiser state, EMA, the loss
+  // reduction and the yardsticks stay float32.
+  Precision precision = Precision::fp32;  // "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
 
   PluginChoice data;  // a Dataset plugin
   bool hflip = false;
