@@ -169,6 +169,11 @@ std::vector<std::string> split_list(const std::string& text) {
 }
 
 std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const std::string& option) {
+  return parse_int_list(text, option, 1);
+}
+
+std::vector<std::int64_t> parse_int_list(const std::string& text, const std::string& option,
+                                         std::int64_t minimum) {
   std::vector<std::int64_t> values;
   std::stringstream stream(text);
   std::string item;
@@ -176,11 +181,13 @@ std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const
     try {
       std::size_t used = 0;
       const auto value = std::stoll(item, &used);
-      if (used != item.size() || value < 1) throw std::invalid_argument(item);
+      if (used != item.size() || value < minimum) throw std::invalid_argument(item);
       values.push_back(value);
     } catch (const std::exception&) {
-      throw ConfigError(option + ": expected positive integers separated by commas (e.g. 10,20,40), got '" +
-                        text + "'");
+      throw ConfigError(
+          option + ": expected " +
+          (minimum == 1 ? std::string("positive integers") : "integers >= " + std::to_string(minimum)) +
+          " separated by commas (e.g. 10,20,40), got '" + text + "'");
     }
   }
   if (values.empty()) throw ConfigError(option + ": expected at least one value");

@@ -71,6 +71,9 @@ std::vector<std::string> split_list(const std::string& text);
 
 // "10,20,40" -> {10, 20, 40}; throws ConfigError naming `option` unless every item is an integer >= 1.
 std::vector<std::int64_t> parse_positive_int_list(const std::string& text, const std::string& option);
+// The same with the smallest allowed value `minimum`.
+std::vector<std::int64_t> parse_int_list(const std::string& text, const std::string& option,
+                                         std::int64_t minimum);
 
 // Prints conformance check results (`schedule --check`, `plugins check`): a header line with the
 // plugin and its resolved parameters, one line per check (the detail under each failure, or under

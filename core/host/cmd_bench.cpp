@@ -35,28 +35,6 @@ void to_channels_last(torch::nn::Module& module) {
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
-// "0,64" -> {0, 64}: --attention-block-mib (0: the whole similarity matrix at once).
-std::vector<std::int64_t> block_mib(const std::string& text) {
-  std::vector<std::int64_t> values;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    std::size_t used = 0;
-    std::int64_t value = -1;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-    }
-    if (used != item.size() || value < 0 || value > (std::int64_t{1} << 30))
-      throw ConfigError(
-          "--attention-block-mib: expected sizes in MiB >= 0 separated by commas (e.g. 0,64), got '" + text +
-          "'");
-    values.push_back(value);
-  }
-  if (values.empty()) throw ConfigError("--attention-block-mib: expected at least one size");
-  return values;
-}
-
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
                        double min_seconds, int threads, int openblas_threads, const std::string& device_name,
@@ -167,11 +145,12 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
                              op["ms"].get<double>(), 100 * op["share"].get<double>(),
                              op["op"].get<std::string>());
         }
-        spdlog::info(
-            "{} batch {}: {:.1f} train samples/s ({:.1f} GFLOP/s), {:.1f} denoiser evaluations/s "
-            "({:.1f} GFLOP/s)",
-            to_string(precision), batch, b / train_seconds, 3 * forward_flops * b / train_seconds / 1e9,
-            b / denoise_seconds, forward_flops * b / denoise_seconds / 1e9);
+        const auto training =
+            measure_train ? fmt::format("{:.1f} train samples/s ({:.1f} GFLOP/s), ", b / train_seconds,
+                                        3 * forward_flops * b / train_seconds / 1e9)
+                          : std::string();
+        spdlog::info("{} batch {}: {}{:.1f} denoiser evaluations/s ({:.1f} GFLOP/s)", to_string(precision),
+                     batch, training, b / denoise_seconds, forward_flops * b / denoise_seconds / 1e9);
       }
     }
   std::cout << results.dump(2) << "\n";
@@ -260,7 +239,7 @@ int run_bench(const Args& args) {
                             parse_positive_int_list(shape_text, "--shape"), context_tokens, repeats,
                             min_seconds, threads, openblas_threads, device,
                             parse_precision_list(precision_text, "--precision"), channels_last, profile_calls,
-                            block_mib(block_text), modes != "eval");
+                            parse_int_list(block_text, "--attention-block-mib", 0), modes != "eval");
 }
 
 }  // namespace latentlab::host

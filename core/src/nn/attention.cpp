@@ -31,10 +31,8 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   return batched_matmul(attention, v);  // [N, l, d]
 }
 
-}  // namespace
-
-namespace {
 std::atomic<std::int64_t> block_bytes{kAttentionBlockBytes};
+
 }  // namespace
 
 void set_attention_block_bytes(std::int64_t bytes) {
@@ -60,8 +58,8 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
   if (max_bytes < 0) max_bytes = attention_block_bytes();
   const auto N = q.size(0), L = q.size(1), S = k.size(1);
   if (max_bytes == 0) return attend(q, k, v, scale);
-  // float32 scores (4 bytes; a bf16 similarity matrix is converted to float32 for the softmax, so its
-  // two copies take 6 bytes per score, as one float32 and half another).
+  // Scores counted as float32 (a bf16 similarity matrix is converted to float32 for the softmax), or
+  // float64.
   const auto bytes_per_row = std::max<std::int64_t>(1, N * S * (q.scalar_type() == torch::kFloat64 ? 8 : 4));
   const auto rows = std::max<std::int64_t>(1, max_bytes / bytes_per_row);
   if (rows >= L) return attend(q, k, v, scale);

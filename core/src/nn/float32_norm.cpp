@@ -4,22 +4,17 @@ namespace latentlab::nn {
 
 torch::Tensor group_norm_silu(const torch::Tensor& x, std::int64_t groups, const torch::Tensor& weight,
                               const torch::Tensor& bias, double eps, bool silu) {
-  const bool grad = torch::GradMode::is_enabled();
+  // bf16/fp16 (autocast) is normalised in float32, as LDM's GroupNorm32, and its SiLU applied in float32
+  // too, before the one conversion back: LibTorch 1.13's bf16 SiLU is several times slower than its
+  // float32 one (docs/benchmarks.md#where-the-time-goes).
   const auto type = x.scalar_type();
-  if (type == torch::kFloat32 || type == torch::kFloat64) {
-    auto y = torch::nn::functional::group_norm(
-        x, torch::nn::functional::GroupNormFuncOptions(groups).weight(weight).bias(bias).eps(eps));
-    if (!silu) return y;
-    return grad ? torch::silu(y) : torch::silu_(y);  // in place: nothing keeps the norm's output
-  }
-  // bf16/fp16 (autocast): LibTorch's GroupNorm on a float32 copy (float32 statistics, as LDM's
-  // GroupNorm32), and SiLU in float32 before the one conversion back: LibTorch 1.13's bf16 SiLU is
-  // several times slower than its float32 one (docs/benchmarks.md#where-the-time-goes).
+  const bool reduced = type != torch::kFloat32 && type != torch::kFloat64;
   auto y = torch::nn::functional::group_norm(
-      x.to(torch::kFloat32),
+      reduced ? x.to(torch::kFloat32) : x,
       torch::nn::functional::GroupNormFuncOptions(groups).weight(weight).bias(bias).eps(eps));
-  if (silu) y = grad ? torch::silu(y) : torch::silu_(y);
-  return y.to(type);
+  // In place outside autograd: nothing else holds the norm's output.
+  if (silu) y = torch::GradMode::is_enabled() ? torch::silu(y) : torch::silu_(y);
+  return reduced ? y.to(type) : y;
 }
 
 }  // namespace latentlab::nn

@@ -22,33 +22,27 @@ LATENTLAB_API torch::Tensor group_norm_silu(const torch::Tensor& x, std::int64_t
                                             const torch::Tensor& weight, const torch::Tensor& bias,
                                             double eps, bool silu = true);
 
-// Base: torch::nn::GroupNormImpl or torch::nn::LayerNormImpl.
-template <class Base>
-class Float32NormImpl : public Base {
- public:
-  using Base::Base;
-  torch::Tensor forward(const torch::Tensor& x) {
-    if (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64) return Base::forward(x);
-    return Base::forward(x.to(torch::kFloat32)).to(x.scalar_type());
-  }
-};
-
 class GroupNorm32Impl : public torch::nn::GroupNormImpl {
  public:
   using torch::nn::GroupNormImpl::GroupNormImpl;
   torch::Tensor forward(const torch::Tensor& x) {
     return group_norm_silu(x, options.num_groups(), weight, bias, options.eps(), false);
   }
-  // silu(forward(x)), fused.
+  // silu(forward(x)), the SiLU in float32 under autocast (group_norm_silu).
   torch::Tensor forward_silu(const torch::Tensor& x) {
     return group_norm_silu(x, options.num_groups(), weight, bias, options.eps(), true);
   }
 };
 TORCH_MODULE(GroupNorm32);
 
-class LayerNorm32Impl : public Float32NormImpl<torch::nn::LayerNormImpl> {
+class LayerNorm32Impl : public torch::nn::LayerNormImpl {
  public:
-  using Float32NormImpl<torch::nn::LayerNormImpl>::Float32NormImpl;
+  using torch::nn::LayerNormImpl::LayerNormImpl;
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64)
+      return LayerNormImpl::forward(x);
+    return LayerNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
+  }
 };
 TORCH_MODULE(LayerNorm32);
 
