@@ -28,13 +28,6 @@ const char* const kDefaultUNet = R"({"in_channels": 4, "out_channels": 4, "model
   "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [1, 2],
   "num_head_channels": 32, "transformer_depth": 1, "context_dim": 64})";
 
-// Converts a module's 4-d parameters (convolution weights) to channels-last in place.
-void to_channels_last(torch::nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-}
-
 int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::string& unet_json,
                        const std::vector<std::int64_t>& shape, std::int64_t context_tokens, int repeats,
                        double min_seconds, int threads, int openblas_threads, const std::string& device_name,
@@ -46,7 +39,8 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
   } catch (const nlohmann::json::parse_error& e) {
     throw ConfigError("--unet: not valid JSON: " + std::string(e.what()));
   }
-  const auto config = nn::UNetConfig::from_json(unet_input, "--unet");
+  auto config = nn::UNetConfig::from_json(unet_input, "--unet");
+  config.channels_last = config.channels_last || channels_last;  // the UNet's own setting (docs/unet.md)
   if (shape.size() != 3) throw ConfigError("--shape: expected C,H,W");
   if (shape[0] != config.in_channels)
     throw ConfigError("--shape: " + std::to_string(shape[0]) + " channels, but the UNet's in_channels is " +
@@ -66,12 +60,10 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
       torch::manual_seed(0);
       nn::UNet model(config);
       model->to(device);
-      if (channels_last) to_channels_last(*model);
       auto optimizer = torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-4));
       for (const auto batch : batches) {
         const auto on = torch::TensorOptions().device(device);
         auto x = torch::randn({batch, shape[0], shape[1], shape[2]}, on);
-        if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
         const auto t = torch::randint(1, 1001, {batch}, on.dtype(torch::kLong));
         const auto context = config.use_spatial_transformer
                                  ? torch::randn({batch, context_tokens, config.context_dim}, on)
@@ -117,7 +109,7 @@ int run_bench_denoiser(const std::vector<std::int64_t>& batches, const std::stri
         // A training step counts as three forwards (the backward pass computes two products per forward one).
         results.push_back({{"batch", batch},
                            {"precision", to_string(precision)},
-                           {"channels_last", channels_last},
+                           {"channels_last", config.channels_last},
                            {"attention_block_mib", mib},
                            {"params", model->num_parameters()},
                            {"forward_gflop_per_sample", forward_flops / 1e9},

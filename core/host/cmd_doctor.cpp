@@ -105,17 +105,22 @@ void check_blas(Report& report) {
     report.line(Status::Ok, what);
 }
 
-// Whether `precision: bf16` pays on this CPU (docs/precision.md); a note, never a failure.
+// Whether `precision: bf16` pays on this CPU, and what "precision": "auto" (the quick start's) runs in
+// here (docs/precision.md#auto); a note, never a failure.
 void check_bf16(Report& report) {
   const auto instructions = cpu_bf16_instructions();
+  const std::string chosen = "\"precision\": \"auto\" is " + to_string(auto_precision(torch::kCPU)) +
+                             " on the CPU (docs/precision.md#auto";
   if (!instructions.empty())
-    report.line(Status::Ok, "bf16: native on this CPU (" + instructions +
-                                "): \"precision\": \"bf16\" pays for large UNets (docs/precision.md; "
-                                "`latentlab bench peak` measures it)");
+    report.line(Status::Ok, "bf16: native on this CPU (" + instructions + "), so " + chosen +
+                                "; `latentlab bench peak` measures it)");
   else
+    report.line(
+        Status::Ok,
+        "bf16: emulated on this CPU (no AVX512-BF16 or AMX-BF16) and slower than fp32, so " + chosen + ")");
+  if (torch::cuda::is_available())
     report.line(Status::Ok,
-                "bf16: emulated on this CPU (no AVX512-BF16 or AMX-BF16): bf16 runs but is slower than "
-                "fp32 here; keep \"precision\": \"fp32\" (docs/precision.md)");
+                "\"precision\": \"auto\" on CUDA: " + auto_precision_reason(torch::Device(torch::kCUDA)));
 }
 
 void check_datasets(Report& report) {

@@ -46,7 +46,8 @@ int run_reconstruct(const Args& args) {
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of KL posterior samples for the latent statistics")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
       ("precision", po::value(&o.precision)->default_value(o.precision),
-       "fp32, or bf16 (CPU, CUDA) / fp16 (CUDA): the autoencoder under autocast (docs/precision.md)")
+       "fp32, or bf16 (CPU, CUDA) / fp16 (CUDA): the autoencoder under autocast; auto: bf16 where the "
+       "device multiplies it natively, else fp32 (docs/precision.md)")
       ("format", po::value(&o.format)->default_value(o.format), "table or json")
       ("lpips-weights", po::value(&o.lpips_weights)->multitoken()->composing(), "also PSIM (the mean LPIPS distance, the paper's Tab. 8) from these LPIPS weights files: a reference first-stage checkpoint, or torchvision's VGG16 with taming's vgg.pth (docs/autoencoders.md)")
       ("rfid", po::bool_switch(&o.rfid), "also the reconstruction FID (rFID): FID of the reconstructions against the originals, on the features below");
@@ -93,7 +94,9 @@ int run_reconstruct(const Args& args) {
   config.seed = o.seed;
   if (o.rfid) config.rfid = features.settings();
   config.lpips_weights = o.lpips_weights;
-  config.precision = parse_precision(o.precision, "--precision");
+  config.precision = parse_precision_setting(
+      o.precision, o.precision == "auto" ? resolve_device(o.device, "--device") : torch::Device(torch::kCPU),
+      "--precision");
 
   apply_logging(common);
   const auto registry = load_registry(common);

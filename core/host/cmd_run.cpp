@@ -185,7 +185,7 @@ int run_run(const Args& args) {
   const auto expansion = sweep::expand(spec);
   const auto registry = load_registry(common);
   const int threads = apply_threads(common);
-  const auto plan = sweep::make_plan(expansion, *registry);
+  const auto plan = sweep::make_plan(expansion, *registry, device);
   if (!only.empty()) {
     std::vector<std::string> ids;
     for (const auto& trial : plan.trials) ids.push_back(trial.trial.id);
@@ -203,7 +203,7 @@ int run_run(const Args& args) {
   run.workers = workers;
   run.fresh_workers = fresh_workers;
   run.threads = threads;
-  run.device = !device.empty() ? device : plan.device;
+  run.device = plan.device;                // --device, else the spec's
   resolve_device(run.device, "--device");  // a bad name or a missing GPU fails here
   run.only = only;
   run.host = fs::canonical("/proc/self/exe");
@@ -236,6 +236,7 @@ int run_run(const Args& args) {
       "in {}",
       plan.name, plan.trials.size(), plan.stages.size(), workers, threads, run.device,
       run.paths.folder.string());
+  if (!plan.auto_precision.empty()) spdlog::info("precision auto: {}", plan.auto_precision);
   const auto summary = sweep::run_sweep(plan, run);
   std::cout << "\n";
   // The sweep's tables and its report, from the results folder as a user would read it.

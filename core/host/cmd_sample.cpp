@@ -63,7 +63,8 @@ int run_sample(const Args& args) {
       ("columns", po::value(&o.columns)->default_value(0), "columns of the PNG grid (0: about sqrt(count))")
       ("device", po::value(&o.device)->default_value(o.device), "auto, cpu, cuda or cuda:N")
       ("precision", po::value(&o.precision)->default_value(o.precision),
-       "fp32, or bf16 (CPU, CUDA) / fp16 (CUDA): the UNet and decoder under autocast (docs/precision.md)")
+       "fp32, or bf16 (CPU, CUDA) / fp16 (CUDA): the UNet and decoder under autocast; auto: bf16 where the "
+       "device multiplies it natively, else fp32 (docs/precision.md)")
       ("out", po::value(&o.out), "output folder (default: the run's folder/samples)");
   // clang-format on
   add_common_options(options, common);
@@ -84,7 +85,10 @@ int run_sample(const Args& args) {
     return kOk;
   if (o.checkpoint.empty()) throw ConfigError("sample: which checkpoint? Usage: " + usage);
   if (o.count < 1 || o.batch < 1) throw ConfigError("--count and --batch must be >= 1");
-  parse_precision(o.precision, "--precision");  // named as the flag, before anything loads
+  // Named as the flag, before anything loads; "auto" is resolved for the device the networks run on.
+  const auto precision = to_string(parse_precision_setting(
+      o.precision, o.precision == "auto" ? resolve_device(o.device, "--device") : torch::Device(torch::kCPU),
+      "--precision"));
   if (o.clip_x0 != "on" && o.clip_x0 != "off" && o.clip_x0 != "auto")
     throw ConfigError("--clip-x0: expected auto, on or off, got '" + o.clip_x0 + "'");
 
@@ -106,7 +110,7 @@ int run_sample(const Args& args) {
       {"target", o.target},
       {"mask", o.mask},
       {"init_latents", o.init_latents},
-      {"precision", o.precision}};
+      {"precision", precision}};
   if (!o.latent_size.empty()) spec["latent_size"] = o.latent_size;
   if (!o.prompts.empty()) spec["prompts"] = o.prompts;
   if (vm.count("scale")) {

@@ -57,14 +57,15 @@ bool parse_training_command(const std::string& name, const Args& args, const std
       ("output", po::value(&command.output), "output folder (overrides the config's \"output\")")
       ("steps", po::value(&steps), "total optimiser steps (overrides train.steps)")
       ("precision", po::value(&precision),
-       "fp32, bf16 or fp16 (CUDA): the forward passes under autocast (overrides \"precision\"; docs/precision.md)");
+       "fp32, bf16, fp16 (CUDA) or auto (bf16 where the device multiplies it natively): the forward passes "
+       "under autocast (overrides \"precision\"; docs/precision.md)");
   // clang-format on
   add_common_options(options, command.common);
   Positionals positional;
   positional.add("config", po::value(&command.config_path));
   po::variables_map vm;
   const std::string usage =
-      "latentlab " + name + " CONFIG.json [--resume] [--output DIR] [--steps N] [--precision fp32|bf16]";
+      "latentlab " + name + " CONFIG.json [--resume] [--output DIR] [--steps N] [--precision fp32|bf16|auto]";
   if (!parse_command_line(name, args, options, positional, usage, summary, vm)) return false;
   if (command.config_path.empty()) throw ConfigError(name + ": which config? Usage: " + usage);
   apply_logging(command.common);
@@ -75,7 +76,10 @@ bool parse_training_command(const std::string& name, const Args& args, const std
     command.input["train"]["steps"] = steps;
   }
   if (command.input.is_object() && vm.count("precision"))
-    command.input["precision"] = to_string(parse_precision(precision, "--precision"));
+    // Checked as the flag now; "auto" is resolved with the config's device (parse_run_keys).
+    command.input["precision"] =
+        precision == "auto" ? precision
+                            : to_string(parse_precision_setting(precision, torch::kCPU, "--precision"));
   return true;
 }
 

@@ -30,6 +30,9 @@ cmp "$work/builtin.json" "$source/experiments/quickstart.json" || fail "the buil
   || { cat "$work/builtin-dry.out"; fail "latentlab run quickstart --dry-run"; }
 (cd "$source" && "$host" run experiments/quickstart.json --results "$work/dry" --dry-run > "$work/file-dry.out" 2>&1)
 diff "$work/builtin-dry.out" "$work/file-dry.out" || fail "the built-in and the file's dry runs differ"
+# The quick start runs in "precision": "auto": the dry run says what that is on this machine.
+grep -qE '^precision auto: (bf16|fp32) \(this CPU ' "$work/builtin-dry.out" \
+  || { cat "$work/builtin-dry.out"; fail "the dry run does not say what precision auto chose"; }
 status=0
 (cd "$work" && "$host" run quickstrat --dry-run > "$work/typo.out" 2>&1) || status=$?
 [ "$status" = 2 ] || fail "an unknown spec name: exit $status, not 2"

@@ -69,6 +69,11 @@ echo "== --precision bf16: the UNet under autocast, recorded; the default is fp3
   2> "$work/bf16.log" || { cat "$work/bf16.log"; fail "--precision bf16"; }
 grep -q '"precision": "bf16"' "$work/bf16/samples.json" || fail "precision bf16 not recorded"
 grep -q '"precision": "fp32"' "$work/a/samples.json" || fail "precision fp32 not recorded"
+echo "== --precision auto: bf16 where this CPU multiplies it natively, else fp32; recorded as what ran"
+"$host" sample "$work/run" --sampler ddim --steps 4 --count 2 --precision auto --device cpu --out "$work/auto" \
+  --threads 1 2> "$work/auto.log" || { cat "$work/auto.log"; fail "--precision auto"; }
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then expected=bf16; else expected=fp32; fi
+grep -q "\"precision\": \"$expected\"" "$work/auto/samples.json" || fail "precision auto did not run $expected"
 
 echo "== z_T given (--init-latents): the same noise gives the same deterministic samples, whatever the seed"
 # Any float array of the right shape is noise to start from; the first run's samples will do.

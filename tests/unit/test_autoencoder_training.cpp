@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -175,6 +176,53 @@ TEST(AutoencoderTrainer, Bf16TracksFp32) {
     EXPECT_LT(largest, 0.1);
     EXPECT_GT(largest, 1e-6);
   }
+}
+
+// Loss scaling (fp16's; set here on an fp32 run) by a power of two changes no bit of either update,
+// the GAN's from step 2 included; a scale at which the loss overflows skips steps until it has halved
+// enough, and the checkpoint carries the scale (docs/precision.md#fp16-and-loss-scaling).
+TEST(AutoencoderTrainer, LossScalingChangesNothingAndAnOverflowSkipsSteps) {
+  for (const std::string name : {"kl", "vq"}) {
+    SCOPED_TRACE(name);
+    std::vector<torch::Tensor> trained;
+    std::vector<std::vector<double>> losses;
+    for (const double scale : {0.0, 4096.0}) {
+      const auto dir = fresh_dir(name + "_scale");
+      auto config = AutoencoderTrainConfig::from_json(ae_config(dir.string(), name, 4));
+      config.loss_scale = scale;
+      StopAfter sink(nullptr, 0);
+      std::atomic<bool> never{false};
+      AutoencoderTrainer(config, parts_for(config), sink).run(never);
+      losses.push_back(sink.losses);
+      trained.push_back(weights(dir / "autoencoder.pt"));
+      std::filesystem::remove_all(dir);
+    }
+    EXPECT_EQ(losses[0], losses[1]);
+    EXPECT_TRUE(torch::equal(trained[0], trained[1]));
+  }
+  const auto dir = fresh_dir("kl_overflow");
+  auto config = AutoencoderTrainConfig::from_json(ae_config(dir.string(), "kl", 12));
+  config.loss_scale = std::ldexp(1.0, 128);  // inf as a float32: any loss times it overflows
+  StopAfter sink(nullptr, 0);
+  std::atomic<bool> never{false};
+  AutoencoderTrainer trainer(config, parts_for(config), sink);
+  const auto flat = [&] {
+    return torch::nn::utils::parameters_to_vector(trainer.autoencoder().module().parameters());
+  };
+  const auto initial = flat().clone();
+  trainer.run(never);
+  EXPECT_EQ(sink.losses.size(), 12u);
+  EXPECT_TRUE(std::isfinite(sink.losses.back()));
+  EXPECT_FALSE(torch::equal(flat(), initial));  // after the skipped steps, it trained
+  torch::serialize::InputArchive archive;
+  archive.load_from((dir / "checkpoint.pt").string());
+  torch::Tensor scaler_state;
+  ASSERT_TRUE(archive.try_read("loss_scaler", scaler_state));
+  // Each skipped step halved the scale (none grew it: the growth interval is 2000 steps).
+  const double skipped = 128 - std::log2(scaler_state[0].item<double>());
+  EXPECT_GE(skipped, 1);
+  EXPECT_LT(skipped, 12);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(AutoencoderTrainer, ConfigErrorsBeforeTraining) {

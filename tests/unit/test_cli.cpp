@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "latentlab/precision.hpp"
+
 namespace {
 
 struct Result {
@@ -170,6 +172,9 @@ TEST(Cli, DoctorReportsEachCheck) {
   expect_contains(r.out, "threads:");
   expect_contains(r.out, "BLAS: 512x512 float32 product at");
   expect_contains(r.out, "bf16: ");  // native or emulated, and what to do about it
+  // What the quick start's "precision": "auto" runs in here.
+  expect_contains(r.out, "\"precision\": \"auto\" is " +
+                             latentlab::to_string(latentlab::auto_precision(torch::kCPU)) + " on the CPU");
   expect_contains(r.out, "dataset fashion-mnist");
   expect_contains(r.out, "plugins:");
   // Bad plugin libraries are reported as problems with a fix, and set the exit status.

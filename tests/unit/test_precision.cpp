@@ -14,6 +14,7 @@
 #include "latentlab/nn/float32_norm.hpp"
 #include "latentlab/nn/unet.hpp"
 #include "latentlab/precision.hpp"
+#include "latentlab/train/loss_scaler.hpp"
 
 namespace latentlab {
 namespace {
@@ -77,6 +78,77 @@ TEST(Precision, ParsesTheSettingAndNamesTheValidValues) {
   EXPECT_THROW(parse_precision_list(","), ConfigError);
   EXPECT_THROW(check_precision(Precision::fp16, torch::Device(torch::kCPU)), ConfigError);
   EXPECT_NO_THROW(check_precision(Precision::bf16, torch::Device(torch::kCPU)));
+}
+
+// "auto" is bf16 exactly where the CPU multiplies bf16 natively (the flags /proc/cpuinfo lists), and
+// says why; an unknown value names "auto" among the valid ones.
+TEST(Precision, AutoIsBf16WhereTheCpuHasNativeBf16) {
+  const torch::Device cpu(torch::kCPU);
+  const auto expected = cpu_has_native_bf16() ? Precision::bf16 : Precision::fp32;
+  EXPECT_EQ(auto_precision(cpu), expected);
+  EXPECT_EQ(parse_precision_setting("auto", cpu), expected);
+  EXPECT_EQ(parse_precision_setting("fp32", cpu), Precision::fp32);
+  EXPECT_EQ(parse_precision_setting("bf16", cpu), Precision::bf16);
+  const auto reason = auto_precision_reason(cpu);
+  EXPECT_EQ(reason.rfind(to_string(expected) + " (", 0), 0u) << reason;
+  if (cpu_has_native_bf16()) EXPECT_NE(reason.find(cpu_bf16_instructions()), std::string::npos) << reason;
+  try {
+    parse_precision_setting("autp", cpu, "--precision");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("--precision: expected \"auto\", \"fp32\""), std::string::npos) << what;
+    EXPECT_NE(what.find("did you mean \"auto\""), std::string::npos) << what;
+  }
+  // The plain parser, for settings that are already resolved, does not take "auto".
+  EXPECT_THROW(parse_precision("auto"), ConfigError);
+}
+
+TEST(LossScaler, ScalesUnscalesBacksOffAndGrows) {
+  LossScaler off;
+  EXPECT_FALSE(off.enabled());
+  EXPECT_EQ(off.scale(), 1.0);
+  const auto loss = torch::tensor(0.75);
+  EXPECT_TRUE(torch::equal(off.scaled(loss), loss));
+
+  LossScalerOptions options;
+  options.init_scale = 8;
+  options.growth_interval = 3;
+  LossScaler scaler(options);
+  EXPECT_EQ(scaler.scaled(loss).item<double>(), 6.0);
+  auto w = torch::ones({4}, torch::requires_grad());
+  auto v = torch::ones({2, 2}, torch::requires_grad());
+  (scaler.scaled((w * 3).sum() + (v * 2).sum())).backward();
+  EXPECT_TRUE(scaler.unscale({w, v, torch::zeros({3})}));  // a parameter without a gradient is passed over
+  EXPECT_TRUE(torch::equal(w.grad(), torch::full({4}, 3.0)));
+  EXPECT_TRUE(torch::equal(v.grad(), torch::full({2, 2}, 2.0)));
+  // Two finite steps, then the third grows the scale; an overflow halves it and restarts the count.
+  scaler.update(true);
+  scaler.update(true);
+  EXPECT_EQ(scaler.scale(), 8.0);
+  EXPECT_EQ(scaler.growth_tracker(), 2);
+  scaler.update(true);
+  EXPECT_EQ(scaler.scale(), 16.0);
+  EXPECT_EQ(scaler.growth_tracker(), 0);
+  scaler.update(true);
+  auto w_grad = w.grad(), v_grad = v.grad();
+  v_grad.index_put_({0, 1}, std::numeric_limits<float>::infinity());
+  EXPECT_FALSE(scaler.unscale({w, v}));
+  w_grad.zero_();
+  v_grad.zero_().index_put_({1, 0}, std::nan(""));
+  EXPECT_FALSE(scaler.unscale({w, v}));
+  scaler.update(false);
+  EXPECT_EQ(scaler.scale(), 8.0);
+  EXPECT_EQ(scaler.growth_tracker(), 0);
+  // The state goes through a checkpoint.
+  scaler.update(true);
+  LossScaler restored(LossScalerOptions{});
+  restored.load_state(scaler.state());
+  EXPECT_EQ(restored.scale(), 8.0);
+  EXPECT_EQ(restored.growth_tracker(), 1);
+  EXPECT_THROW(restored.load_state(torch::zeros({3}, torch::kFloat64)), Error);
+  options.backoff_factor = 1.5;
+  EXPECT_THROW(LossScaler{options}, ConfigError);
 }
 
 TEST(Precision, AutocastGuardTurnsAutocastOnAndRestoresIt) {
@@ -259,6 +331,25 @@ TEST(Precision, ChannelsLastUNetMatchesContiguousInFloat32AndBf16) {
     }
     EXPECT_EQ(low.scalar_type(), torch::kBFloat16);
     EXPECT_LT(relative_error(low, reference), 0.05) << config.to_json();
+
+    // The same through the UNet's own setting ("channels_last": true, docs/unet.md#memory-format): its
+    // convolution weights are channels-last from construction (and stay so through .to and copied
+    // weights), a contiguous input is converted, and the config round-trips.
+    auto cl_config = config;
+    cl_config.channels_last = true;
+    EXPECT_EQ(UNetConfig::from_json(cl_config.to_json(), "unet").channels_last, true);
+    EXPECT_FALSE(config.to_json().contains("channels_last"));  // contiguous UNets keep their old keys
+    UNet cl(cl_config);
+    cl->to(torch::kCPU);
+    auto from = model->parameters();
+    auto to = cl->parameters();
+    ASSERT_EQ(from.size(), to.size());
+    for (std::size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+    for (const auto& p : cl->parameters())
+      if (p.dim() == 4) EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    const auto own = cl->forward(x, t, context);
+    EXPECT_LT(relative_error(own, reference), 1e-5) << cl_config.to_json();
+    EXPECT_TRUE(own.is_contiguous(torch::MemoryFormat::ChannelsLast));
   }
 }
 

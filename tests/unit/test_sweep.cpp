@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "latentlab/error.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/sweep/plan.hpp"
 #include "latentlab/sweep/spec.hpp"
 #include "support/builtin_plugins.hpp"
@@ -211,6 +212,47 @@ TEST(Plan, PrecisionReachesEveryStageThatRunsNetworks) {
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("fp16 runs on CUDA only"), std::string::npos) << e.what();
+  }
+  // A block's fp16 too, naming the block.
+  spec["precision"] = "bf16";
+  spec["denoiser"]["precision"] = "fp16";
+  try {
+    make_plan(expand(spec), testing::builtin_plugins());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("denoiser.precision: fp16 runs on CUDA only"), std::string::npos)
+        << e.what();
+  }
+}
+
+// "auto" is resolved when the sweep is planned, for the device it will run on (the spec's, or the
+// one `run --device` gives): the stages hold, and are keyed by, the precision that runs, exactly as
+// if the spec had said it; the plan says what auto chose and why.
+TEST(Plan, AutoPrecisionIsResolvedForTheDeviceAndKeyedAsWhatRuns) {
+  auto spec = tiny_spec();
+  spec["device"] = "cuda";  // replaced by the device given to make_plan: no GPU needed
+  const auto chosen = auto_precision(torch::kCPU);
+  spec["precision"] = to_string(chosen);
+  const auto explicit_plan = make_plan(expand(spec), testing::builtin_plugins(), "cpu");
+  EXPECT_TRUE(explicit_plan.auto_precision.empty());
+  EXPECT_EQ(explicit_plan.device, "cpu");
+  spec["precision"] = "auto";
+  spec["eval"][0]["precision"] = "auto";
+  const auto automatic = make_plan(expand(spec), testing::builtin_plugins(), "cpu");
+  EXPECT_EQ(automatic.auto_precision, auto_precision_reason(torch::kCPU));
+  ASSERT_EQ(automatic.stages.size(), explicit_plan.stages.size());
+  for (std::size_t i = 0; i < automatic.stages.size(); ++i) {
+    EXPECT_EQ(automatic.stages[i].key, explicit_plan.stages[i].key) << automatic.stages[i].kind;
+    if (automatic.stages[i].config.contains("precision"))
+      EXPECT_EQ(automatic.stages[i].config.at("precision"), to_string(chosen)) << automatic.stages[i].kind;
+  }
+  spec["eval"][0]["precision"] = "autp";
+  try {
+    make_plan(expand(spec), testing::builtin_plugins(), "cpu");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("eval[0].precision: expected \"auto\""), std::string::npos)
+        << e.what();
   }
 }
 

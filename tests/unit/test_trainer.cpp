@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <sstream>
 
@@ -54,10 +55,11 @@ class Unweighted : public LossWeighting {
   }
 };
 
-// Records every training loss; can raise the stop flag after a given step (a simulated Ctrl-C).
+// Records every training loss and gradient norm; can raise the stop flag after a given step (a
+// simulated Ctrl-C).
 class RecordingSink : public MetricSink {
  public:
-  std::vector<double> losses;
+  std::vector<double> losses, grad_norms;
   std::vector<std::int64_t> steps, eval_steps;
   std::vector<double> elbo;  // eval's first column
   std::atomic<bool>* stop = nullptr;
@@ -70,6 +72,8 @@ class RecordingSink : public MetricSink {
     }
     steps.push_back(step);
     losses.push_back(values.at(0).second);
+    for (const auto& [name, value] : values)
+      if (name == "grad_norm") grad_norms.push_back(value);
     if (stop && step == stop_after) stop->store(true);
   }
 };
@@ -153,34 +157,35 @@ TEST(Trainer, ATinyModelOverfitsATinyBatch) {
 
 // Interrupts a run after `stop_after` steps, resumes it, and compares everything with an
 // uninterrupted run: losses, evaluations (eval.every = 6) and final weights, bit for bit. In bf16 too:
-// autocast on the CPU is deterministic for a given thread count (docs/precision.md#resuming).
-void expect_exact_resumption(std::int64_t stop_after, const std::string& precision = "fp32") {
+// autocast on the CPU is deterministic for a given thread count (docs/precision.md#resuming). With
+// `loss_scale`, under loss scaling from that scale (whose state the checkpoint must carry).
+// `grad_norms`, when given, receives the uninterrupted run's gradient norms.
+void expect_exact_resumption(std::int64_t stop_after, const std::string& precision = "fp32",
+                             double loss_scale = 0, std::vector<double>* grad_norms = nullptr) {
   const auto full_dir = temp_folder("full"), split_dir = temp_folder("split");
-  const auto tiny_config = [&](const std::string& output) {
+  const auto config_in = [&](const std::string& output) {
     auto config = latentlab::tiny_config(output);
     config["precision"] = precision;
-    return config;
+    auto parsed = DenoiserTrainConfig::from_json(config);
+    parsed.loss_scale = loss_scale;
+    return parsed;
   };
   std::atomic<bool> stop{false};
   RecordingSink full;
-  DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(full_dir)),
-                  parts(std::make_shared<HistoryElbo>()), full)
-      .run(stop);
+  DenoiserTrainer(config_in(full_dir), parts(std::make_shared<HistoryElbo>()), full).run(stop);
   ASSERT_EQ(full.losses.size(), 12u);
   ASSERT_EQ(full.eval_steps, (std::vector<std::int64_t>{6, 12}));
 
   RecordingSink first;
   first.stop = &stop;
   first.stop_after = stop_after;
-  const auto outcome = DenoiserTrainer(DenoiserTrainConfig::from_json(tiny_config(split_dir)),
-                                       parts(std::make_shared<HistoryElbo>()), first)
-                           .run(stop);
+  const auto outcome =
+      DenoiserTrainer(config_in(split_dir), parts(std::make_shared<HistoryElbo>()), first).run(stop);
   EXPECT_TRUE(outcome.interrupted);
   EXPECT_EQ(outcome.step, stop_after);
   stop.store(false);
   RecordingSink second;
-  DenoiserTrainer resumed(DenoiserTrainConfig::from_json(tiny_config(split_dir)),
-                          parts(std::make_shared<HistoryElbo>()), second);
+  DenoiserTrainer resumed(config_in(split_dir), parts(std::make_shared<HistoryElbo>()), second);
   EXPECT_EQ(resumed.resume(), stop_after);
   EXPECT_FALSE(resumed.run(stop).interrupted);
   const auto k = static_cast<std::size_t>(stop_after);
@@ -199,8 +204,7 @@ void expect_exact_resumption(std::int64_t stop_after, const std::string& precisi
   EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(split_dir) / "denoiser.pt"));
   // Same weights at the end: reload the uninterrupted run's final checkpoint and compare.
   RecordingSink unused;
-  DenoiserTrainer reloaded(DenoiserTrainConfig::from_json(tiny_config(full_dir)),
-                           parts(std::make_shared<HistoryElbo>()), unused);
+  DenoiserTrainer reloaded(config_in(full_dir), parts(std::make_shared<HistoryElbo>()), unused);
   EXPECT_EQ(reloaded.resume(), 12);
   EXPECT_TRUE(torch::equal(torch::nn::utils::parameters_to_vector(reloaded.model()->parameters()),
                            torch::nn::utils::parameters_to_vector(resumed.model()->parameters())));
@@ -208,6 +212,7 @@ void expect_exact_resumption(std::int64_t stop_after, const std::string& precisi
                            torch::nn::utils::parameters_to_vector(resumed.ema_model()->parameters())));
   std::filesystem::remove_all(full_dir);
   std::filesystem::remove_all(split_dir);
+  if (grad_norms) *grad_norms = full.grad_norms;
 }
 
 TEST(Trainer, AResumedRunReproducesTheUninterruptedOne) {
@@ -220,6 +225,60 @@ TEST(Trainer, AnEvaluationDueAtTheInterruptionHappensOnResumption) {
 
 TEST(Trainer, ABf16RunResumesExactly) {
   expect_exact_resumption(7, "bf16");
+}
+
+// Loss scaling (fp16's, docs/precision.md#fp16-and-loss-scaling) runs on the CPU in fp32 too when a
+// scale is set. A power-of-two scale multiplies and divides every gradient exactly, so a scaled run
+// is the unscaled run bit for bit.
+TEST(Trainer, LossScalingByAPowerOfTwoChangesNothing) {
+  const auto plain_dir = temp_folder("unscaled"), scaled_dir = temp_folder("scaled");
+  std::atomic<bool> stop{false};
+  RecordingSink plain, scaled;
+  auto config = DenoiserTrainConfig::from_json(tiny_config(plain_dir));
+  DenoiserTrainer unscaled(config, parts(std::make_shared<Unweighted>()), plain);
+  unscaled.run(stop);
+  config.output = scaled_dir;
+  config.loss_scale = 1024;
+  DenoiserTrainer trainer(config, parts(std::make_shared<Unweighted>()), scaled);
+  trainer.run(stop);
+  EXPECT_EQ(scaled.losses, plain.losses);
+  EXPECT_EQ(scaled.grad_norms, plain.grad_norms);
+  EXPECT_TRUE(torch::equal(torch::nn::utils::parameters_to_vector(trainer.model()->parameters()),
+                           torch::nn::utils::parameters_to_vector(unscaled.model()->parameters())));
+  std::filesystem::remove_all(plain_dir);
+  std::filesystem::remove_all(scaled_dir);
+}
+
+// A scale so large that the scaled loss overflows float32: those steps are skipped (grad_norm NaN in the
+// train series, no update) while the scale halves, then training goes on; the checkpoint carries the
+// scale, so the run still resumes bit for bit.
+TEST(Trainer, AnOverflowingLossScaleSkipsStepsThenTrains) {
+  std::vector<double> grad_norms;
+  expect_exact_resumption(7, "fp32", std::ldexp(1.0, 130), &grad_norms);
+  ASSERT_EQ(grad_norms.size(), 12u);
+  std::size_t skipped = 0;
+  while (skipped < grad_norms.size() && std::isnan(grad_norms[skipped])) ++skipped;
+  EXPECT_GE(skipped, 1u);
+  EXPECT_LT(skipped, 7u) << "the resumption at step 7 should cross from skipped to applied steps";
+  for (std::size_t i = skipped; i < grad_norms.size(); ++i) EXPECT_TRUE(std::isfinite(grad_norms[i])) << i;
+}
+
+// Gradients that overflow at every scale are a divergence, not an endless run of skipped steps.
+TEST(Trainer, GradientsThatOverflowAtEveryScaleAreADivergence) {
+  const auto dir = temp_folder("overflow");
+  auto config = DenoiserTrainConfig::from_json(tiny_config(dir));
+  config.steps = 100;
+  config.loss_scale = std::numeric_limits<double>::infinity();  // inf * 2^-k stays inf
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  try {
+    DenoiserTrainer(config, parts(std::make_shared<Unweighted>()), sink).run(stop);
+    FAIL() << "expected a DivergenceError";
+  } catch (const DivergenceError& e) {
+    EXPECT_NE(std::string(e.what()).find("skipped by loss scaling"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(sink.steps.size(), 40u);
+  std::filesystem::remove_all(dir);
 }
 
 // bf16 autocast with float32 master weights: the same draws give losses within bf16's rounding of
@@ -275,12 +334,18 @@ TEST(TrainConfig, PrecisionIsParsedAndRecorded) {
     DenoiserTrainConfig::from_json(config);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("precision: expected \"fp32\", \"bf16\" or \"fp16\""),
+    EXPECT_NE(std::string(e.what()).find("precision: expected \"auto\", \"fp32\", \"bf16\" or \"fp16\""),
               std::string::npos)
         << e.what();
   }
   config["precision"] = 16;
   EXPECT_THROW(DenoiserTrainConfig::from_json(config), ConfigError);
+  // "auto" is resolved for the run's device when the config is read, and recorded resolved.
+  config["precision"] = "auto";
+  config["device"] = "cpu";
+  const auto automatic = DenoiserTrainConfig::from_json(config);
+  EXPECT_EQ(automatic.precision, auto_precision(torch::kCPU));
+  EXPECT_EQ(automatic.resolved["precision"], to_string(auto_precision(torch::kCPU)));
   // fp16 autocast needs CUDA: refused when the trainer is built on the CPU, before any step.
   config["precision"] = "fp16";
   config["device"] = "cpu";

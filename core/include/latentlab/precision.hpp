@@ -35,6 +35,17 @@ LATENTLAB_API bool cpu_has_native_bf16();
 // Which: "AMX-BF16", "AVX512-BF16", both ("AMX-BF16 and AVX512-BF16"), or "" (none).
 LATENTLAB_API std::string cpu_bf16_instructions();
 
+// The precision "auto" stands for on `device`: bf16 where the device multiplies bf16 natively (a CPU
+// with AVX512-BF16 or AMX-BF16; a CUDA GPU of compute capability 8.0 or later, the current one),
+// fp32 elsewhere, where bf16 would be emulated and slower (docs/precision.md#auto).
+LATENTLAB_API Precision auto_precision(const torch::Device& device);
+// Why auto_precision chose what it did, for logs and `doctor`: "bf16 (this CPU has AVX512-BF16)".
+LATENTLAB_API std::string auto_precision_reason(const torch::Device& device);
+// parse_precision that also accepts "auto", resolved for `device` by auto_precision: where a command
+// or the sweep planner knows the device its networks will run on.
+LATENTLAB_API Precision parse_precision_setting(const std::string& text, const torch::Device& device,
+                                                const std::string& what = "precision");
+
 // `x` in float32 when autocast made it bf16/fp16 (a network's output, before the float32 arithmetic
 // that follows: the loss, the sampler, the metrics); float32 and float64 tensors pass unchanged.
 LATENTLAB_API torch::Tensor full_precision(const torch::Tensor& x);

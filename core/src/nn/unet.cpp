@@ -129,6 +129,9 @@ UNetImpl::UNetImpl(const UNetConfig& config) : config_(config) {
   out_conv_ = out->register_module(
       "2", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, c.out_channels, 3).padding(1)));
   zero_parameters(*out_conv_);
+  if (c.channels_last)  // the 4-D weights (convolutions); a later .to(device) keeps the layout
+    for (auto& p : parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 void UNetImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
@@ -175,6 +178,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
   if (label_emb_) emb = emb + label_emb_->forward(y);
 
   auto h = concat.defined() ? torch::cat({x, concat}, 1) : x;  // [B, in_channels, H, W]
+  if (config_.channels_last) h = h.contiguous(torch::MemoryFormat::ChannelsLast);
   std::vector<torch::Tensor> skips;
   skips.reserve(input_blocks_.size());
   for (auto& block : input_blocks_) {

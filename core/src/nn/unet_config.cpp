@@ -37,6 +37,9 @@ const ParamSchema& UNetConfig::schema() {
           .integer("context_dim", 0, "width of the conditioning tokens (0 or null: none)", Range::at_least(0))
           .integer("num_classes", 0, "class-conditional embedding over this many classes (0: none)",
                    Range::at_least(0))
+          .boolean("channels_last", false,
+                   "convolutions in channels-last memory format: faster for wide UNets in fp32 on the CPU, "
+                   "slower for small ones (docs/unet.md)")
           .integer("image_size", 0, "informational in LDM; LatentLab takes the size from the input",
                    Range::at_least(0))
           .boolean("use_checkpoint", false, "LDM's activation checkpointing; accepted, has no effect here")
@@ -90,6 +93,7 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& json, const std::string& 
   c.transformer_depth = params.get_int("transformer_depth");
   c.context_dim = params.get_int("context_dim");
   c.num_classes = params.get_int("num_classes");
+  c.channels_last = params.get_bool("channels_last");
   c.image_size = params.get_int("image_size");
   c.use_checkpoint = params.get_bool("use_checkpoint");
   c.use_fp16 = params.get_bool("use_fp16");
@@ -219,28 +223,31 @@ double UNetConfig::forward_flops(std::int64_t H, std::int64_t W, std::int64_t co
 }
 
 nlohmann::json UNetConfig::to_json() const {
-  return {{"in_channels", in_channels},
-          {"out_channels", out_channels},
-          {"model_channels", model_channels},
-          {"channel_mult", channel_mult},
-          {"num_res_blocks", num_res_blocks},
-          {"attention_resolutions", attention_resolutions},
-          {"num_heads", num_heads},
-          {"num_head_channels", num_head_channels},
-          {"dropout", dropout},
-          {"use_scale_shift_norm", use_scale_shift_norm},
-          {"resblock_updown", resblock_updown},
-          {"conv_resample", conv_resample},
-          {"use_new_attention_order", use_new_attention_order},
-          {"use_spatial_transformer", use_spatial_transformer},
-          {"transformer_depth", transformer_depth},
-          {"context_dim", context_dim},
-          {"num_classes", num_classes},
-          {"image_size", image_size},
-          {"use_checkpoint", use_checkpoint},
-          {"use_fp16", use_fp16},
-          {"legacy", legacy},
-          {"dims", 2}};
+  nlohmann::json json = {{"in_channels", in_channels},
+                         {"out_channels", out_channels},
+                         {"model_channels", model_channels},
+                         {"channel_mult", channel_mult},
+                         {"num_res_blocks", num_res_blocks},
+                         {"attention_resolutions", attention_resolutions},
+                         {"num_heads", num_heads},
+                         {"num_head_channels", num_head_channels},
+                         {"dropout", dropout},
+                         {"use_scale_shift_norm", use_scale_shift_norm},
+                         {"resblock_updown", resblock_updown},
+                         {"conv_resample", conv_resample},
+                         {"use_new_attention_order", use_new_attention_order},
+                         {"use_spatial_transformer", use_spatial_transformer},
+                         {"transformer_depth", transformer_depth},
+                         {"context_dim", context_dim},
+                         {"num_classes", num_classes},
+                         {"image_size", image_size},
+                         {"use_checkpoint", use_checkpoint},
+                         {"use_fp16", use_fp16},
+                         {"legacy", legacy},
+                         {"dims", 2}};
+  // Only when set: a contiguous UNet keeps the content keys and weight files it had before.
+  if (channels_last) json["channels_last"] = true;
+  return json;
 }
 
 }  // namespace latentlab::nn

@@ -1,6 +1,7 @@
 #include "latentlab/precision.hpp"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -133,6 +134,37 @@ std::string cpu_bf16_instructions() {
 
 bool cpu_has_native_bf16() {
   return !cpu_bf16_instructions().empty();
+}
+
+namespace {
+// bf16 tensor cores: compute capability 8.0 (Ampere) and later, which is what LibTorch's CUDA hooks
+// ask of the current device before they run bf16 convolutions through cuDNN 8.
+bool cuda_has_native_bf16() {
+  return at::detail::getCUDAHooks().hasCUDA() &&
+         at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+}
+}  // namespace
+
+Precision auto_precision(const torch::Device& device) {
+  const bool native = device.is_cuda() ? cuda_has_native_bf16() : cpu_has_native_bf16();
+  return native ? Precision::bf16 : Precision::fp32;
+}
+
+std::string auto_precision_reason(const torch::Device& device) {
+  if (device.is_cuda())
+    return cuda_has_native_bf16() ? "bf16 (this GPU has bf16 tensor cores)"
+                                  : "fp32 (this GPU has no bf16 tensor cores: compute capability below 8.0)";
+  return cpu_has_native_bf16()
+             ? "bf16 (this CPU has " + cpu_bf16_instructions() + ")"
+             : "fp32 (this CPU has neither AVX512-BF16 nor AMX-BF16: bf16 would be emulated)";
+}
+
+Precision parse_precision_setting(const std::string& text, const torch::Device& device,
+                                  const std::string& what) {
+  if (text == "auto") return auto_precision(device);
+  if (text == "fp32" || text == "bf16" || text == "fp16") return parse_precision(text, what);
+  throw ConfigError(what + ": expected \"auto\", \"fp32\", \"bf16\" or \"fp16\", got \"" + text + "\"" +
+                    did_you_mean(text, {"auto", "fp32", "bf16", "fp16"}));
 }
 
 torch::Tensor full_precision(const torch::Tensor& x) {

@@ -1,12 +1,14 @@
 #include "latentlab/sweep/plan.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "../train/config_json.hpp"
 #include "latentlab/dataset.hpp"
 #include "latentlab/error.hpp"
 #include "latentlab/io/atomic_file.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/stages/autoencoder_stage.hpp"
 #include "latentlab/stages/denoiser_stage.hpp"
 #include "latentlab/stages/eval_stage.hpp"
@@ -166,7 +168,7 @@ stages::StageOutcome run_job(const StageJob& job, const stages::StageContext& co
   return {};
 }
 
-Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
+Plan make_plan(const Expansion& expansion, const registry::Registry& registry, const std::string& device) {
   Plan plan;
   plan.name = expansion.name;
   plan.axes = expansion.axes;
@@ -234,10 +236,31 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
     std::uint64_t seed = 0;
     bool pixels = true;
     // The spec's precision, given to every stage that runs networks unless its block names its own
-    // (docs/precision.md); fp32 is left out, so that fp32 stages keep the keys they had before.
+    // (docs/precision.md); fp32 is left out, so that fp32 stages keep the keys they had before. "auto"
+    // is resolved here, for the device the sweep will run on, so that keys name what runs.
     std::string precision = "fp32";
-    const auto with_precision = [&](json block) {
-      if (block.is_object() && !block.contains("precision") && precision != "fp32")
+    std::optional<torch::Device> trial_device;
+    const auto device_of_trial = [&] {
+      if (!trial_device) trial_device = resolve_device(plan.device, "device");
+      return *trial_device;
+    };
+    const auto resolved = [&](const json& value, const std::string& what) {
+      if (!value.is_string())
+        throw ConfigError(what + ": expected \"auto\", \"fp32\", \"bf16\" or \"fp16\", got " + value.dump());
+      const auto text = value.get<std::string>();
+      if (text != "auto" && text != "fp16")
+        return to_string(parse_precision_setting(text, torch::kCPU, what));
+      const auto device = device_of_trial();
+      const auto chosen = parse_precision_setting(text, device, what);
+      if (text == "auto") plan.auto_precision = auto_precision_reason(device);
+      check_precision(chosen, device, what);  // fp16 needs CUDA: said now, not when the stage starts
+      return to_string(chosen);
+    };
+    const auto with_precision = [&](json block, const std::string& what) {
+      if (!block.is_object()) return block;
+      if (block.contains("precision"))
+        block["precision"] = resolved(block.at("precision"), what + ".precision");
+      else if (precision != "fp32")
         block["precision"] = precision;
       return block;
     };
@@ -246,21 +269,13 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
       if (config.contains("device") && !config.at("device").is_string())
         throw ConfigError("device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " +
                           config.at("device").dump());
-      plan.device = config.value("device", std::string("auto"));
+      plan.device = !device.empty() ? device : config.value("device", std::string("auto"));
       if (config.contains("threads") &&
           (!config.at("threads").is_number_integer() || config.at("threads").get<int>() < 0))
         throw ConfigError("threads: expected a non-negative integer (0: all cores), got " +
                           config.at("threads").dump());
       plan.threads = config.value("threads", 0);
-      if (config.contains("precision")) {
-        if (!config.at("precision").is_string())
-          throw ConfigError("precision: expected \"fp32\", \"bf16\" or \"fp16\", got " +
-                            config.at("precision").dump());
-        const auto parsed = parse_precision(config.at("precision").get<std::string>());
-        // fp16 autocast needs CUDA: said now, not when the first stage starts.
-        if (parsed == Precision::fp16) check_precision(parsed, resolve_device(plan.device, "device"));
-        precision = to_string(parsed);
-      }
+      if (config.contains("precision")) precision = resolved(config.at("precision"), "precision");
       seed = config.at("seed").get<std::uint64_t>();
       data = data_section(config);
       registry.find(Dataset::kKind, data.at("dataset").get<std::string>());
@@ -280,7 +295,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         json ae = {{"output", "-"}, {"seed", block_seed(block, "autoencoder", seed)}, {"data", data}};
         for (const char* key : {"loss", "train", "eval", "precision"})
           if (block.contains(key)) ae[key] = block.at(key);
-        ae = with_precision(ae);
+        ae = with_precision(ae, "autoencoder");
         ae["autoencoder"] = {{"name", block.value("name", std::string("kl"))},
                              {"params", block.value("params", json::object())}};
         trial_plan.autoencoder = add({"autoencoder", "", "autoencoder", ae, {}, "", ""}, {});
@@ -311,7 +326,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         for (const char* key :
              {"unet", "conditioner", "schedule", "weighting", "prediction", "train", "eval", "precision"})
           if (block.contains(key)) denoiser[key] = block.at(key);
-        denoiser = with_precision(denoiser);
+        denoiser = with_precision(denoiser, "denoiser");
         if (!pixels) denoiser["autoencoder"] = "(the latent stage's autoencoder.pt)";
         trial_plan.denoiser = pixels ? add({"denoiser", "", "denoiser", denoiser, {}, "", ""}, {})
                                      : add({"denoiser", "", "denoiser", denoiser, {}, "", ""},
@@ -347,7 +362,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         if (!entry.is_object()) throw ConfigError(path + ": expected an object, got " + entry.dump());
         if (entry.contains("label") && !entry.at("label").is_string())
           throw ConfigError(path + ".label: expected a string, got " + entry.at("label").dump());
-        auto sample = with_precision(entry);
+        auto sample = with_precision(entry, path);
         sample.erase("label");
         if (!sample.contains("seed")) sample["seed"] = seed;
         const auto sample_config = stages::SampleConfig::from_json(sample, path);
@@ -373,7 +388,7 @@ Plan make_plan(const Expansion& expansion, const registry::Registry& registry) {
         if (!block.is_object())
           throw ConfigError("reconstruction: expected an object (or true), got " + block.dump());
         if (!block.contains("input")) block["input"] = data.at("dataset");
-        block = with_precision(block);
+        block = with_precision(block, "reconstruction");
         // PSIM with the LPIPS weights the autoencoder trained with, unless the block names its own.
         const auto& ae = config.at("autoencoder");
         if (!block.contains("lpips_weights") && ae.is_object() && ae.contains("loss") &&

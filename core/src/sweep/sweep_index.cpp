@@ -44,7 +44,9 @@ std::string dry_run_report(const Plan& plan, const SweepPaths& paths, const std:
   std::vector<std::string> header = {"trial"};
   for (const auto& axis : plan.axes) header.push_back(axis.name);
   out << "sweep " << plan.name << ": " << plan.trials.size() << " trials, " << plan.stages.size()
-      << " distinct stages; results in " << paths.folder.string() << "\n\n";
+      << " distinct stages; results in " << paths.folder.string() << "\n";
+  if (!plan.auto_precision.empty()) out << "precision auto: " << plan.auto_precision << "\n";
+  out << "\n";
   out << join(header, "  ") << "\n";
   std::set<std::size_t> needed;
   for (const auto& trial : plan.trials) {

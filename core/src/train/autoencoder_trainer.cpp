@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <limits>
 
 #include "latentlab/eval/image_metrics.hpp"
@@ -78,6 +79,8 @@ struct AutoencoderTrainer::State {
   Stage1Loss loss{nullptr};
   std::unique_ptr<torch::optim::Adam> ae_optimizer, disc_optimizer;
   std::vector<torch::Tensor> ae_params;
+  std::vector<torch::Tensor> trained;  // what ae_optimizer steps: ae_params and the loss's own (logvar)
+  LossScaler scaler;                   // fp16's loss scaling; a pass-through otherwise
   std::unique_ptr<DataOrder> order;
   torch::Device device{torch::kCPU};
   at::Generator generator;  // posterior samples, codebook restarts
@@ -102,6 +105,7 @@ struct AutoencoderTrainer::State {
     archive.write("disc_optimizer", disc_opt);
     archive.write("rng_generator", generator.get_state());
     archive.write("rng_default", detail::default_generator_state());
+    if (scaler.enabled()) archive.write("loss_scaler", scaler.state());
     save_archive_atomically(archive, output("checkpoint.pt"));
   }
 
@@ -147,6 +151,7 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
   const auto& data = *s.parts.train_data;
   s.device = resolve_device(c.device);
   check_precision(c.precision, s.device);
+  s.scaler = detail::make_loss_scaler(c.loss_scale, c.precision);
   torch::manual_seed(c.seed ^ detail::kDropoutStream);  // the initial weights, then dropout draws
   s.ae = s.parts.make_autoencoder();
   auto& ae = *s.ae;
@@ -184,10 +189,10 @@ AutoencoderTrainer::AutoencoderTrainer(AutoencoderTrainConfig config, Autoencode
   s.loss->move_to(s.device);
   for (auto& p : ae.module().parameters())
     if (p.requires_grad()) s.ae_params.push_back(p);
-  auto trained = s.ae_params;
-  for (auto& p : s.loss->generator_parameters()) trained.push_back(p);
+  s.trained = s.ae_params;
+  for (auto& p : s.loss->generator_parameters()) s.trained.push_back(p);
   const auto adam = [&](double lr) { return torch::optim::AdamOptions(lr).betas({c.beta1, c.beta2}); };
-  s.ae_optimizer = std::make_unique<torch::optim::Adam>(trained, adam(c.lr));
+  s.ae_optimizer = std::make_unique<torch::optim::Adam>(s.trained, adam(c.lr));
   s.disc_optimizer = std::make_unique<torch::optim::Adam>(s.loss->discriminator()->parameters(),
                                                           adam(c.disc_lr > 0 ? c.disc_lr : c.lr));
   s.order = std::make_unique<DataOrder>(data.size(), c.batch_size, c.seed, c.hflip);
@@ -228,6 +233,9 @@ std::int64_t AutoencoderTrainer::resume() {
   s.generator.set_state(generator_state.to(torch::kCPU));
   archive.read("rng_default", default_state);
   detail::set_default_generator_state(default_state);
+  // A run resumed in fp16 continues at the scale it reached; one that was not scaled starts afresh.
+  if (torch::Tensor scaler_state; s.scaler.enabled() && archive.try_read("loss_scaler", scaler_state))
+    s.scaler.load_state(scaler_state);
   s.loop.last_checkpoint = s.loop.step;
   s.sink.truncate_after(s.loop.step);
   spdlog::info("resumed from {} at step {}", path.string(), s.loop.step);
@@ -262,9 +270,11 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
       out.reconstruction = full_precision(out.reconstruction);
       g = s.loss->generator_loss(x, out, next, s.ae->last_layer());
     }
-    g.loss.backward();
+    s.scaler.scaled(g.loss).backward();
     detail::StepReport report;
-    report.grad_norm = torch::nn::utils::clip_grad_norm_(s.ae_params, max_norm);
+    const auto norm = detail::unscale_and_clip(s.scaler, s.trained, s.ae_params, max_norm);
+    report.skipped = !norm;  // fp16 overflow: neither update this step
+    report.grad_norm = norm.value_or(std::nan(""));
     report.loss = g.loss.item<double>();
     report.values = {{"loss", report.loss}, {"grad_norm", report.grad_norm}};
     for (const auto& [name, value] : g.logs) report.values.emplace_back(name, value.item<double>());
@@ -283,10 +293,14 @@ TrainOutcome AutoencoderTrainer::run(const std::atomic<bool>& stop) {
         const AutocastGuard autocast(s.device, c.precision);
         d = s.loss->discriminator_loss(x, out.reconstruction, next);
       }
-      d.loss.backward();
-      s.disc_optimizer->step();
+      s.scaler.scaled(d.loss).backward();
+      // One scaler for both losses: the discriminator's overflow backs it off too (and skips its step).
+      const bool finite = s.scaler.unscale(s.loss->discriminator()->parameters());
+      if (finite) s.disc_optimizer->step();
+      s.scaler.update(finite);
       for (const auto& [name, value] : d.logs) report.values.emplace_back(name, value.item<double>());
     } else {
+      s.scaler.update(true);
       for (const char* name : {"d_loss", "logits_real", "logits_fake"})
         report.values.emplace_back(name, std::nan(""));
     }

@@ -11,6 +11,7 @@
 #include "latentlab/precision.hpp"
 #include "latentlab/problem_list.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/threads.hpp"
 #include "latentlab/train/denoiser_config.hpp"
 
 namespace latentlab::detail {
@@ -120,11 +121,14 @@ inline void parse_run_keys(const json& input, std::string& output, std::uint64_t
     device = input.at("device").get<std::string>();
   }
   if (input.contains("precision")) {
-    // Checked against the device (fp16 needs CUDA) by the trainer, once the device is resolved.
+    // Checked against the device (fp16 needs CUDA) by the trainer, once the device is resolved; "auto"
+    // is resolved for that device now.
     if (!input.at("precision").is_string())
-      throw ConfigError("precision: expected \"fp32\", \"bf16\" or \"fp16\", got " +
+      throw ConfigError("precision: expected \"auto\", \"fp32\", \"bf16\" or \"fp16\", got " +
                         input.at("precision").dump());
-    precision = parse_precision(input.at("precision").get<std::string>());
+    const auto text = input.at("precision").get<std::string>();
+    precision = parse_precision_setting(
+        text, text == "auto" ? resolve_device(device, "device") : torch::Device(torch::kCPU), "precision");
   }
 }
 

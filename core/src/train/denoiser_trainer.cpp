@@ -47,6 +47,7 @@ struct DenoiserTrainer::State {
   at::Generator generator;         // t and eps draws (on the CPU, whatever the device)
   at::Generator latent_generator;  // the autoencoder's posterior samples
   detail::LoopState loop;
+  LossScaler scaler;  // fp16's loss scaling; a pass-through otherwise
   torch::Tensor held_out_z0, held_out_labels;
   std::shared_ptr<ConditionerSet> conditioners, ema_conditioners;  // null without conditioners
   at::Generator condition_generator;  // condition dropout and the conditioners' own draws (masks)
@@ -129,6 +130,7 @@ struct DenoiserTrainer::State {
     const auto sampler_state = objective->sampler().state();
     archive.write("t_sampler_mean_square", sampler_state[0]);
     archive.write("t_sampler_counts", sampler_state[1]);
+    if (scaler.enabled()) archive.write("loss_scaler", scaler.state());
     save_archive_atomically(archive, std::filesystem::path(config.output) / "checkpoint.pt");
   }
 
@@ -246,6 +248,7 @@ DenoiserTrainer::DenoiserTrainer(DenoiserTrainConfig config, DenoiserTrainerPart
 
   s.device = resolve_device(c.device);
   check_precision(c.precision, s.device);
+  s.scaler = detail::make_loss_scaler(c.loss_scale, c.precision);
   torch::manual_seed(c.seed ^ detail::kDropoutStream);  // dropout draws from the default generator
   s.model = nn::UNet(unet);
   s.model->to(s.device);
@@ -349,6 +352,9 @@ std::int64_t DenoiserTrainer::resume() {
   archive.read("t_sampler_mean_square", mean_square);
   archive.read("t_sampler_counts", counts);
   s.objective->sampler().load_state({mean_square.to(torch::kCPU), counts.to(torch::kCPU)});
+  // A run resumed in fp16 continues at the scale it reached; one that was not scaled starts afresh.
+  if (torch::Tensor scaler_state; s.scaler.enabled() && archive.try_read("loss_scaler", scaler_state))
+    s.scaler.load_state(scaler_state);
   s.loop.last_checkpoint = s.loop.step;
   s.sink.truncate_after(s.loop.step);
   spdlog::info("resumed from {} at step {}", path.string(), s.loop.step);
@@ -400,7 +406,7 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
         }
         terms = s.objective->compute(s.denoiser(s.model, labels, cond), s.latents(batch.images), s.generator);
       }
-      (terms.loss / static_cast<double>(c.accumulate)).backward();
+      s.scaler.scaled(terms.loss / static_cast<double>(c.accumulate)).backward();
       s.objective->observe(terms);
       loss_sum = micro == 0 ? terms.loss.detach() : loss_sum + terms.loss.detach();
       simple_sum = micro == 0 ? terms.loss_simple : simple_sum + terms.loss_simple;
@@ -410,7 +416,9 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
     detail::StepReport report;
     report.loss = means[0].item<double>();
     report.progress_value = means[1].item<double>();
-    report.grad_norm = torch::nn::utils::clip_grad_norm_(s.params, max_norm);
+    const auto norm = detail::unscale_and_clip(s.scaler, s.params, s.params, max_norm);
+    report.skipped = !norm;  // fp16 overflow: no step this time
+    report.grad_norm = norm.value_or(std::nan(""));
     report.values = {{"loss", report.loss},
                      {"loss_simple", report.progress_value},
                      {"grad_norm", report.grad_norm},
@@ -419,6 +427,7 @@ TrainOutcome DenoiserTrainer::run(const std::atomic<bool>& stop) {
   };
   body.apply = [&](std::int64_t next, detail::StepReport&) {
     s.optimizer->step();
+    s.scaler.update(true);
     s.update_ema(next);
   };
   body.evaluate = [&] { s.evaluate(); };

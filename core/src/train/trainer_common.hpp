@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,10 +11,32 @@
 #include <nlohmann/json.hpp>
 
 #include "latentlab/error.hpp"
+#include "latentlab/precision.hpp"
 #include "latentlab/strings.hpp"
 #include "latentlab/train/data_order.hpp"
+#include "latentlab/train/loss_scaler.hpp"
 
 namespace latentlab::detail {
+
+// The run's loss scaler: on with `loss_scale` as its initial scale, or under fp16 (2^16) when that is
+// 0; off (a pass-through) otherwise (docs/precision.md#fp16-and-loss-scaling).
+inline LossScaler make_loss_scaler(double loss_scale, Precision precision) {
+  if (loss_scale <= 0 && precision != Precision::fp16) return {};
+  LossScalerOptions options;
+  if (loss_scale > 0) options.init_scale = loss_scale;
+  return LossScaler(options);
+}
+
+// After the backward passes of a step: unscales the gradients of `trained` and returns the norm of
+// `clipped`'s, measured before clipping them to `max_norm`; or, when loss scaling found them
+// overflowing, backs the scale off and returns nothing: the step is skipped (no optimiser step, no
+// EMA update). Without loss scaling it always returns the norm, finite or not (the divergence guard's).
+inline std::optional<double> unscale_and_clip(LossScaler& scaler, const std::vector<torch::Tensor>& trained,
+                                              const std::vector<torch::Tensor>& clipped, double max_norm) {
+  if (scaler.unscale(trained)) return torch::nn::utils::clip_grad_norm_(clipped, max_norm);
+  scaler.update(false);
+  return std::nullopt;
+}
 
 // Offsets that give each random stream of a run its own seed.
 constexpr std::uint64_t kDropoutStream = 0x9e3779b97f4a7c15ULL;  // initial weights, then dropout

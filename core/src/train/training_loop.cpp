@@ -18,22 +18,34 @@ TrainOutcome run_training_loop(LoopState& state, const LoopSettings& settings, M
     state.eval_pending = false;
   }
   auto interval_start = Clock::now();
+  int skipped_in_a_row = 0;
   std::int64_t interval_steps = 0;
   double interval_loss = 0, interval_progress = 0;
   while (state.step < settings.steps) {
     const auto step_start = Clock::now();
     const std::int64_t next = state.step + 1;
     auto report = body.compute(next);
-    if (!std::isfinite(report.loss) || !std::isfinite(report.grad_norm)) {
+    skipped_in_a_row = report.skipped ? skipped_in_a_row + 1 : 0;
+    if (!std::isfinite(report.loss) || (!report.skipped && !std::isfinite(report.grad_norm)) ||
+        skipped_in_a_row >= kMaxSkippedSteps) {
       const auto kept = state.last_checkpoint >= 0
                             ? "the last good checkpoint (step " + std::to_string(state.last_checkpoint) +
                                   ") is kept in " + settings.checkpoint
                             : std::string("no checkpoint had been written yet");
+      const auto skipped = skipped_in_a_row >= kMaxSkippedSteps
+                               ? " (" + std::to_string(skipped_in_a_row) +
+                                     " steps in a row skipped by loss scaling: the gradients overflow at "
+                                     "every scale)"
+                               : std::string();
       throw DivergenceError("training diverged at step " + std::to_string(next) + ": loss " +
                             format_number(report.loss) + ", gradient norm " +
-                            format_number(report.grad_norm) + "; " + kept + ". " + settings.divergence_hint);
+                            format_number(report.grad_norm) + skipped + "; " + kept + ". " +
+                            settings.divergence_hint);
     }
-    body.apply(next, report);
+    if (report.skipped)
+      spdlog::debug("step {}: the gradients overflowed at this loss scale; the step is skipped", next);
+    else
+      body.apply(next, report);
     state.step = next;
     state.wall_time += std::chrono::duration<double>(Clock::now() - step_start).count();
     report.values.emplace_back("wall_time", state.wall_time);

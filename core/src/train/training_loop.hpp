@@ -32,10 +32,15 @@ struct LoopSettings {
 // One optimiser step, in two halves: `compute` makes the gradients and returns the loss, the
 // gradient norm (after clipping's measurement) and the values to log; the loop checks they are finite
 // (DivergenceError otherwise, leaving the last checkpoint untouched) and then calls `apply`, which
-// steps the optimisers and may add values (a discriminator's update).
+// steps the optimisers and may add values (a discriminator's update). A skipped step (loss scaling's
+// overflow) is not applied; kMaxSkippedSteps of them in a row are a divergence.
+constexpr int kMaxSkippedSteps = 32;
 struct StepReport {
   double loss = 0;
   double grad_norm = 0;
+  // fp16 loss scaling found inf/NaN gradients: the step is counted and logged but not applied (no
+  // optimiser step, no EMA update); the gradient norm is not checked (docs/precision.md).
+  bool skipped = false;
   double progress_value = 0;  // the progress line's second number
   MetricValues values;        // logged to the "train" series, with wall_time added
 };

@@ -33,6 +33,10 @@ struct LATENTLAB_API UNetConfig {
   std::int64_t transformer_depth = 1;
   std::int64_t context_dim = 0;  // 0: no cross-attention context
   std::int64_t num_classes = 0;  // 0: no class embedding
+  // Convolution weights and activations in channels-last memory format (NHWC): the same arithmetic,
+  // faster for wide UNets in fp32 on the CPU, slower for small ones (docs/unet.md#memory-format).
+  // LatentLab's own setting, not LDM's; left out of to_json when false.
+  bool channels_last = false;
   // Accepted for config compatibility; see docs/unet.md for what each does here.
   std::int64_t image_size = 0;
   bool use_checkpoint = false;

@@ -51,12 +51,17 @@ struct Plan {
   std::vector<TrialPlan> trials;
   std::string device = "auto";
   int threads = 0;
+  // What "precision": "auto" resolved to and why ("bf16 (this CPU has AVX512-BF16)"); empty when no
+  // block asked for auto.
+  std::string auto_precision;
 };
 
 // Builds every trial's stages, validating each block and each plugin's parameters against the
 // registry. Every problem in every trial is collected (each once) and thrown together as one
-// ConfigError, before anything runs.
-Plan make_plan(const Expansion& expansion, const registry::Registry& registry);
+// ConfigError, before anything runs. `device` (auto, cpu, cuda, cuda:N), when given, replaces the
+// spec's "device": what `run --device` runs on, and what "precision": "auto" is resolved for.
+Plan make_plan(const Expansion& expansion, const registry::Registry& registry,
+               const std::string& device = "");
 
 // The stage a job describes, built through the registry. `input_dirs` maps each input role to the
 // folder of its finished artefact (what the denoiser reads its autoencoder from, ...).

@@ -18,6 +18,9 @@ struct LATENTLAB_API AutoencoderTrainConfig {
   // Autocast precision of the networks (docs/precision.md); weights, optimiser state, EMA, the loss
   // reduction and the yardsticks stay float32.
   Precision precision = Precision::fp32;
+  // Dynamic loss scaling (docs/precision.md#fp16-and-loss-scaling): its initial scale; 0 (the default):
+  // 2^16 under fp16, none otherwise. Not a config key; set in code (the tests scale fp32 runs).
+  double loss_scale = 0;
 
   PluginChoice data;  // a Dataset plugin
   bool hflip = false;
