@@ -6,6 +6,7 @@
 #include <string>
 
 #include "latentlab/error.hpp"
+#include "latentlab/strings.hpp"
 
 namespace latentlab {
 
@@ -26,18 +27,16 @@ bool LossScaler::unscale(const std::vector<torch::Tensor>& params) const {
   if (!enabled_) return true;
   torch::NoGradGuard no_grad;
   const double inverse = 1.0 / scale_;
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return true;
   // One reduction per gradient, read once: a float64 sum of absolute values is finite exactly when
   // every element is (an inf or a NaN anywhere makes it inf or NaN).
   std::vector<torch::Tensor> sums;
-  sums.reserve(grads.size());
-  for (auto& g : grads) {
+  for (const auto& p : params) {
+    auto g = p.grad();
+    if (!g.defined()) continue;
     g.mul_(inverse);
     sums.push_back(g.abs().sum(torch::kFloat64));
   }
+  if (sums.empty()) return true;
   return std::isfinite(torch::stack(sums).sum().item<double>());
 }
 
@@ -60,9 +59,12 @@ torch::Tensor LossScaler::state() const {
 
 void LossScaler::load_state(const torch::Tensor& state) {
   const auto values = state.to(torch::kCPU, torch::kFloat64).contiguous();
-  if (values.numel() != 2 || !(values[0].item<double>() > 0))
-    throw Error("loss scaler state: expected [scale > 0, growth_tracker], got " +
-                std::to_string(values.numel()) + " values");
+  if (values.numel() != 2)
+    throw Error("loss scaler state: expected [scale, growth_tracker], got " + std::to_string(values.numel()) +
+                " values");
+  if (!(values[0].item<double>() > 0))
+    throw Error("loss scaler state: the scale must be positive, got " +
+                format_number(values[0].item<double>()));
   scale_ = values[0].item<double>();
   growth_tracker_ = static_cast<std::int64_t>(values[1].item<double>());
 }
