@@ -94,9 +94,7 @@ int run_reconstruct(const Args& args) {
   config.seed = o.seed;
   if (o.rfid) config.rfid = features.settings();
   config.lpips_weights = o.lpips_weights;
-  config.precision = parse_precision_setting(
-      o.precision, o.precision == "auto" ? resolve_device(o.device, "--device") : torch::Device(torch::kCPU),
-      "--precision");
+  config.precision = parse_precision_setting(o.precision, o.device, "--precision");
 
   apply_logging(common);
   const auto registry = load_registry(common);

@@ -86,9 +86,7 @@ int run_sample(const Args& args) {
   if (o.checkpoint.empty()) throw ConfigError("sample: which checkpoint? Usage: " + usage);
   if (o.count < 1 || o.batch < 1) throw ConfigError("--count and --batch must be >= 1");
   // Named as the flag, before anything loads; "auto" is resolved for the device the networks run on.
-  const auto precision = to_string(parse_precision_setting(
-      o.precision, o.precision == "auto" ? resolve_device(o.device, "--device") : torch::Device(torch::kCPU),
-      "--precision"));
+  const auto precision = to_string(parse_precision_setting(o.precision, o.device, "--precision"));
   if (o.clip_x0 != "on" && o.clip_x0 != "off" && o.clip_x0 != "auto")
     throw ConfigError("--clip-x0: expected auto, on or off, got '" + o.clip_x0 + "'");
 

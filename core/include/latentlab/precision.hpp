@@ -45,6 +45,10 @@ LATENTLAB_API std::string auto_precision_reason(const torch::Device& device);
 // or the sweep planner knows the device its networks will run on.
 LATENTLAB_API Precision parse_precision_setting(const std::string& text, const torch::Device& device,
                                                 const std::string& what = "precision");
+// The same for a device named as the commands and configs name it ("auto", "cpu", "cuda:N"), resolved
+// only when the text is "auto" (a bad device name is then resolve_device's error, naming "device").
+LATENTLAB_API Precision parse_precision_setting(const std::string& text, const std::string& device_name,
+                                                const std::string& what);
 
 // `x` in float32 when autocast made it bf16/fp16 (a network's output, before the float32 arithmetic
 // that follows: the loss, the sampler, the metrics); float32 and float64 tensors pass unchanged.

@@ -10,6 +10,7 @@
 
 #include "latentlab/error.hpp"
 #include "latentlab/strings.hpp"
+#include "latentlab/threads.hpp"
 
 // LibTorch 2.4 replaced the per-device autocast functions by ones that take the device type.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -157,6 +158,12 @@ std::string auto_precision_reason(const torch::Device& device) {
   return cpu_has_native_bf16()
              ? "bf16 (this CPU has " + cpu_bf16_instructions() + ")"
              : "fp32 (this CPU has neither AVX512-BF16 nor AMX-BF16: bf16 would be emulated)";
+}
+
+Precision parse_precision_setting(const std::string& text, const std::string& device_name,
+                                  const std::string& what) {
+  return parse_precision_setting(
+      text, text == "auto" ? resolve_device(device_name, "device") : torch::Device(torch::kCPU), what);
 }
 
 Precision parse_precision_setting(const std::string& text, const torch::Device& device,

@@ -127,8 +127,7 @@ inline void parse_run_keys(const json& input, std::string& output, std::uint64_t
       throw ConfigError("precision: expected \"auto\", \"fp32\", \"bf16\" or \"fp16\", got " +
                         input.at("precision").dump());
     const auto text = input.at("precision").get<std::string>();
-    precision = parse_precision_setting(
-        text, text == "auto" ? resolve_device(device, "device") : torch::Device(torch::kCPU), "precision");
+    precision = parse_precision_setting(text, device, "precision");
   }
 }
 
